@@ -1,0 +1,31 @@
+"""Activities that move a response's status."""
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+
+from core.contracts import FinalizeInput, MarkInProgressInput
+from db import responses as db
+
+
+@dataclass
+class ResponseStateActivities:
+    """Status transitions, each conditional so races settle on one terminal state."""
+
+    sessions: async_sessionmaker[AsyncSession]
+
+    @activity.defn(name="mark_in_progress")
+    async def mark_in_progress(self, inp: MarkInProgressInput) -> None:
+        """queued → in_progress."""
+        async with self.sessions() as s:
+            await db.set_status(s, inp.response_id, "in_progress", only_from=("queued",))
+
+    @activity.defn(name="finalize")
+    async def finalize(self, inp: FinalizeInput) -> None:
+        """Write the terminal status unless one is already there."""
+        error = inp.error.model_dump() if inp.error is not None else None
+        async with self.sessions() as s:
+            await db.set_status(s, inp.response_id, inp.status, only_from=db.OPEN_STATUSES, error=error,
+                                incomplete_reason=inp.incomplete_reason)
+

@@ -1,0 +1,70 @@
+"""The server-side tool activity: POST the call's arguments to the registered tool's URL."""
+
+import json
+from dataclasses import dataclass
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+
+from activities.heartbeat import heartbeating
+from core.contracts import ToolCallInput, ToolResult
+from core.ids import new_id
+from db import responses as db
+from db.catalog import tools_by_name
+from db.tables import Tool
+
+
+@dataclass
+class ToolCallActivity:
+    """Holds the clients tool dispatch needs."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    http: httpx.AsyncClient
+
+    @activity.defn(name="call_tool")
+    async def call_tool(self, inp: ToolCallInput) -> ToolResult:
+        """Run one tool call; failures become an error output for the model, not a failed response."""
+        async with self.sessions() as s:
+            done = await db.completed_step_result(s, inp.response_id, inp.seq)
+            if done is not None:
+                return ToolResult.model_validate(done)
+            await db.start_step(s, inp.response_id, inp.seq, "tool_call", activity.info().attempt,
+                                tool_name=inp.name, call_id=inp.call_id)
+            tool = (await tools_by_name(s, [inp.name])).get(inp.name)
+            arguments = next((i["arguments"] for i in await db.output_items(s, inp.response_id)
+                              if i["type"] == "function_call" and i["call_id"] == inp.call_id), None)
+        output: str | None
+        error: str | None
+        if tool is None:
+            output, error = None, f"tool {inp.name!r} is not registered"
+        elif arguments is None:
+            output, error = None, f"no function_call {inp.call_id!r} in this response"
+        else:
+            output, error = await heartbeating(self._invoke(tool, arguments, f"{inp.response_id}/{inp.call_id}"))
+        result = ToolResult(seq=inp.seq, call_id=inp.call_id, ok=error is None)
+        item = {"id": new_id("fco"), "type": "function_call_output", "call_id": inp.call_id,
+                "output": output if error is None else json.dumps({"error": error}), "status": "completed"}
+        async with self.sessions() as s:
+            await db.complete_step(s, inp.response_id, inp.seq, items=[item], result=result.model_dump(),
+                                   error=error)
+        return result
+
+    async def _invoke(self, tool: Tool, arguments: str, idempotency_key: str) -> tuple[str | None, str | None]:
+        """(output, None) on success, (None, error) when the tool failed or timed out."""
+        try:
+            json.loads(arguments)
+        except ValueError:
+            return None, "the model sent arguments that are not valid JSON"
+        headers = {"Content-Type": "application/json", "Idempotency-Key": idempotency_key}
+        if tool.secret_header_name and tool.secret_header_value:
+            headers[tool.secret_header_name] = tool.secret_header_value
+        try:
+            resp = await self.http.post(tool.url, content=arguments, headers=headers, timeout=tool.timeout_seconds)
+        except httpx.TimeoutException:
+            return None, f"tool {tool.name!r} timed out after {tool.timeout_seconds:g}s"
+        except httpx.HTTPError as exc:
+            return None, f"tool {tool.name!r} unreachable: {exc.__class__.__name__}"
+        if resp.status_code >= 400:
+            return None, f"tool {tool.name!r} returned HTTP {resp.status_code}: {resp.text[:500]}"
+        return resp.text, None

@@ -1,0 +1,81 @@
+"""Calls to an OpenAI-compatible /chat/completions upstream. No retries here: Temporal owns them."""
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from temporalio.exceptions import ApplicationError
+
+from core.contracts import UpstreamFailure
+from db.catalog import ModelTarget
+
+RETRYABLE_STATUSES = frozenset({408, 409, 429})
+
+
+def _retry_delay(resp: httpx.Response) -> timedelta | None:
+    """The delay an upstream asked for (`retry-after-ms`, or `retry-after` in seconds)."""
+    for header, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = resp.headers.get(header)
+        if value is None:
+            continue
+        try:
+            return timedelta(seconds=max(float(value) * scale, 0.0))
+        except ValueError:
+            continue  # an HTTP date: let the retry policy decide
+    return None
+
+
+def failure_from_response(resp: httpx.Response) -> UpstreamFailure:
+    """The upstream's error as it reported it, unwrapping an OpenAI-shaped body."""
+    message, type_, code, param = resp.text[:2000] or resp.reason_phrase, None, None, None
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict):
+            message = str(err.get("message") or message)
+            type_, code, param = err.get("type"), err.get("code"), err.get("param")
+        elif isinstance(err, str):
+            message = err
+    return UpstreamFailure(status=resp.status_code, message=message, type=type_,
+                           code=None if code is None else str(code), param=param)
+
+
+def upstream_error(failure: UpstreamFailure, *, retryable: bool, delay: timedelta | None = None) -> ApplicationError:
+    """An ApplicationError carrying the failure, retryable or not."""
+    return ApplicationError(
+        f"upstream {failure.status}: {failure.message}", failure.model_dump(), type="UpstreamError",
+        non_retryable=not retryable, next_retry_delay=delay,
+    )
+
+
+async def chat_completion(http: httpx.AsyncClient, target: ModelTarget, payload: dict[str, Any],
+                          timeout_seconds: float) -> dict[str, Any]:
+    """POST one chat completion and return its JSON, raising ApplicationError on any failure."""
+    assert target.base_url is not None
+    headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
+    try:
+        resp = await http.post(f"{target.base_url}/chat/completions", json=payload, headers=headers,
+                               timeout=timeout_seconds)
+    except httpx.TimeoutException as exc:
+        raise upstream_error(UpstreamFailure(status=504, message=f"upstream timed out: {exc!r}"),
+                             retryable=True) from exc
+    except httpx.HTTPError as exc:
+        raise upstream_error(UpstreamFailure(status=502, message=f"upstream unreachable: {exc!r}"),
+                             retryable=True) from exc
+    if resp.status_code >= 400:
+        status = resp.status_code
+        retryable = status in RETRYABLE_STATUSES or status >= 500
+        raise upstream_error(failure_from_response(resp), retryable=retryable, delay=_retry_delay(resp))
+    try:
+        body = resp.json()
+    except json.JSONDecodeError as exc:
+        raise upstream_error(UpstreamFailure(status=502, message="upstream sent a body that is not JSON"),
+                             retryable=True) from exc
+    if not isinstance(body, dict) or not body.get("choices"):
+        raise upstream_error(UpstreamFailure(status=502, message="upstream answer has no choices"),
+                             retryable=True)
+    return body

@@ -1,0 +1,63 @@
+"""The API's composition root: app factory and lifespan owning the DB engine and Temporal client."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from api.body_limit import BodySizeLimit
+from api.errors import install_error_handlers
+from api.routes import admin, models, responses
+from api.service import ResponseService
+from core.settings import Settings
+from db.engine import create_engine, session_factory
+from stack.temporal import connect_temporal
+
+log = logging.getLogger("agentrunner.api")
+
+
+async def _reconcile_forever(service: ResponseService, interval: float) -> None:
+    """Sweep open responses whose workflow ended without finalizing (terminated, timed out, never started)."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            fixed = await service.reconcile_stale()
+            if fixed:
+                log.warning("reconciled %d responses left open by their workflows", fixed)
+        except Exception:
+            log.exception("reconcile sweep failed")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the FastAPI app; clients are created in the lifespan, not at import."""
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        temporal = await connect_temporal(settings)
+        sessions = session_factory(engine)
+        service = ResponseService(sessions, temporal, settings)
+        app.state.settings, app.state.sessions, app.state.service = settings, sessions, service
+        sweeper = asyncio.create_task(_reconcile_forever(service, settings.reconcile_interval_seconds))
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            await engine.dispose()
+
+    app = FastAPI(title="agentrunner", version="0.1.0", lifespan=lifespan)
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    install_error_handlers(app)
+    for module in (responses, models, admin):
+        app.include_router(module.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,61 @@
+"""FastAPI dependencies: the lifespan's clients, the caller's identity, the admin gate."""
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api.service import ResponseService
+from core.errors import Forbidden, Unauthorized
+from core.settings import Settings
+from db.catalog import owner_for_key
+
+
+def get_settings(request: Request) -> Settings:
+    """The app's settings."""
+    return request.app.state.settings
+
+
+def get_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
+    """The session factory owned by the lifespan."""
+    return request.app.state.sessions
+
+
+def get_service(request: Request) -> ResponseService:
+    """The response service owned by the lifespan."""
+    return request.app.state.service
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.")
+    return token.strip()
+
+
+async def current_owner(request: Request,
+                        sessions: Annotated[async_sessionmaker[AsyncSession], Depends(get_sessions)]) -> str:
+    """The owner of the caller's API key; 401 otherwise."""
+    token = _bearer(request)
+    async with sessions() as s:
+        owner = await owner_for_key(s, token)
+    if owner is None:
+        raise Unauthorized("Incorrect API key provided.", code="invalid_api_key")
+    return owner
+
+
+def require_admin(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> None:
+    """The admin token from settings; the admin API is off when none is configured."""
+    if not settings.admin_token:
+        raise Forbidden("The admin API is disabled: set AGENTRUNNER_ADMIN_TOKEN.")
+    if not hmac.compare_digest(_bearer(request), settings.admin_token):
+        raise Unauthorized("Incorrect admin token.", code="invalid_admin_token")
+
+
+Owner = Annotated[str, Depends(current_owner)]
+Service = Annotated[ResponseService, Depends(get_service)]
+Sessions = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessions)]
+AppSettings = Annotated[Settings, Depends(get_settings)]
+Admin = Depends(require_admin)

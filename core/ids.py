@@ -1,0 +1,20 @@
+"""Identifiers: random ones for new objects, derived ones for idempotent requests."""
+
+import hashlib
+import secrets
+
+
+def new_id(prefix: str) -> str:
+    """A fresh random id such as `resp_3f…`."""
+    return f"{prefix}_{secrets.token_hex(16)}"
+
+
+def idempotent_response_id(owner_id: str, key: str) -> str:
+    """The response id an Idempotency-Key maps to, stable for one owner."""
+    digest = hashlib.sha256(f"{owner_id}\x00{key}".encode()).hexdigest()
+    return f"resp_{digest[:32]}"
+
+
+def hash_secret(secret: str) -> str:
+    """The stored form of an API key."""
+    return hashlib.sha256(secret.encode()).hexdigest()

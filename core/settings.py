@@ -1,0 +1,63 @@
+"""All configuration, read from the environment (and `.env`) in one place."""
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _env(name: str) -> AliasChoices:
+    """Accept both the field's AGENTRUNNER_ name and a conventional unprefixed one."""
+    return AliasChoices(name, f"AGENTRUNNER_{name}")
+
+
+class Settings(BaseSettings):
+    """Settings shared by the API, the workers and the CLI."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AGENTRUNNER_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    state_dir: Path = Field(Path(".agentrunner"), description="Where embedded PostgreSQL and Temporal keep data")
+    database_url: str | None = Field(
+        None, validation_alias=_env("DATABASE_URL"), description="PostgreSQL URL; unset = embedded PostgreSQL"
+    )
+    temporal_address: str = Field("127.0.0.1:7233", validation_alias=_env("TEMPORAL_ADDRESS"))
+    temporal_namespace: str = Field("default", validation_alias=_env("TEMPORAL_NAMESPACE"))
+    temporal_ui_port: int = 8233
+    task_queue: str = "agentrunner"
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    admin_token: str | None = None
+    max_body_bytes: int = 4 * 1024 * 1024
+
+    upstream_base_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("OPENAI_BASE_URL", "AGENTRUNNER_UPSTREAM_BASE_URL"),
+        description="Default OpenAI-compatible upstream for models not registered by alias",
+    )
+    upstream_api_key: str | None = Field(
+        None, validation_alias=AliasChoices("OPENAI_API_KEY", "AGENTRUNNER_UPSTREAM_API_KEY")
+    )
+    upstream_timeout_seconds: float = 600.0
+    scripted_model: str = "agentrunner-scripted"
+
+    max_model_calls: int = 16
+    response_timeout_seconds: float = 3600.0
+    model_call_max_attempts: int = 6
+    model_retry_initial_seconds: float = 1.0
+    model_retry_max_seconds: float = 30.0
+    model_call_timeout_seconds: float = 900.0
+    heartbeat_timeout_seconds: float = 5.0
+    tool_max_attempts: int = 5
+    cancel_wait_seconds: float = 10.0
+    reconcile_interval_seconds: float = 30.0
+    reconcile_min_age_seconds: float = 60.0
+
+    def sqlalchemy_url(self, url: str) -> str:
+        """Turn a libpq-style URL into one SQLAlchemy drives with psycopg 3."""
+        for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix) :]
+        raise ValueError(f"DATABASE_URL must be a postgresql:// URL, got {url.split(':', 1)[0]}://")

@@ -1,0 +1,170 @@
+"""The Responses API request model and input normalization (WIRE.md)."""
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from core.errors import InvalidRequest
+from core.ids import new_id
+
+ROLES = ("user", "assistant", "system", "developer")
+TEXT_PART_TYPES = ("input_text", "output_text", "text")
+
+
+class CreateResponseRequest(BaseModel):
+    """POST /v1/responses body. Unknown fields are accepted and ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(min_length=1)
+    input: str | list[dict[str, Any]]
+    instructions: str | None = None
+    previous_response_id: str | None = None
+    tools: list[dict[str, Any]] = []
+    tool_choice: str | dict[str, Any] = "auto"
+    parallel_tool_calls: bool = True
+    max_tool_calls: int | None = Field(None, ge=1)
+    max_output_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    metadata: dict[str, str] = {}
+    store: bool = True
+    user: str | None = None
+    background: bool = False
+    stream: bool = False
+    service_tier: Literal["auto", "default", "flex", "priority", "scale"] | None = None
+    truncation: Literal["auto", "disabled"] | None = None
+    include: list[str] | None = None
+    reasoning: dict[str, Any] | None = None
+    text: dict[str, Any] | None = None
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_limits(cls, v: dict[str, str]) -> dict[str, str]:
+        if len(v) > 16:
+            raise ValueError("metadata may have at most 16 keys")
+        if any(len(k) > 64 or len(val) > 512 for k, val in v.items()):
+            raise ValueError("metadata keys are at most 64 characters and values at most 512")
+        return v
+
+    @field_validator("tool_choice")
+    @classmethod
+    def _tool_choice_shape(cls, v: str | dict[str, Any]) -> str | dict[str, Any]:
+        if isinstance(v, str) and v not in ("auto", "none", "required"):
+            raise ValueError("tool_choice must be 'auto', 'none', 'required' or a function selector")
+        if isinstance(v, dict) and not (v.get("type") == "function" and isinstance(v.get("name"), str)):
+            raise ValueError("tool_choice object must be {\"type\": \"function\", \"name\": ...}")
+        return v
+
+
+def parse_request(body: Any) -> CreateResponseRequest:
+    """Validate a create body, turning the first problem into a 400 naming its param."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    try:
+        req = CreateResponseRequest.model_validate(body)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        param = _param_path(err["loc"])
+        if err["type"] == "missing":
+            raise InvalidRequest(f"Missing required parameter: '{param}'.", param=param,
+                                 code="missing_required_parameter") from None
+        raise InvalidRequest(f"Invalid value for '{param}': {err['msg']}.", param=param,
+                             code="invalid_value") from None
+    for i, tool in enumerate(req.tools):
+        if tool.get("type") != "function":
+            raise InvalidRequest(
+                f"Unsupported tool type {tool.get('type')!r}; only 'function' tools are supported.",
+                param=f"tools[{i}].type", code="unsupported_value")
+        if not isinstance(tool.get("name"), str) or not tool["name"]:
+            raise InvalidRequest("Function tools need a 'name'.", param=f"tools[{i}].name",
+                                 code="missing_required_parameter")
+    if isinstance(req.tool_choice, dict) and req.tool_choice["name"] not in {t["name"] for t in req.tools}:
+        raise InvalidRequest(f"tool_choice names {req.tool_choice['name']!r}, which is not in 'tools'.",
+                             param="tool_choice", code="invalid_value")
+    if req.stream:
+        raise InvalidRequest("Streaming is not supported yet; send stream=false.", param="stream",
+                             code="unsupported_value")
+    return req
+
+
+def _param_path(loc: tuple[Any, ...]) -> str:
+    """`tools[0]`-style path: the field, then list indexes (union member names are dropped)."""
+    if not loc:
+        return "body"
+    return str(loc[0]) + "".join(f"[{p}]" for p in loc[1:] if isinstance(p, int))
+
+
+def _text_of(content: Any, param: str) -> list[dict[str, Any]]:
+    """Normalize message content to a list of typed parts."""
+    if isinstance(content, str):
+        return [{"type": "input_text", "text": content}]
+    if not isinstance(content, list):
+        raise InvalidRequest("Message content must be a string or a list of parts.", param=param)
+    parts = []
+    for j, part in enumerate(content):
+        if not isinstance(part, dict) or part.get("type") not in (*TEXT_PART_TYPES, "input_image", "refusal"):
+            raise InvalidRequest("Unsupported content part.", param=f"{param}[{j}]", code="unsupported_value")
+        if part["type"] in TEXT_PART_TYPES and not isinstance(part.get("text"), str):
+            raise InvalidRequest("A text part needs a 'text' string.", param=f"{param}[{j}].text")
+        parts.append(part)
+    return parts
+
+
+def normalize_input(raw: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Turn every accepted input shape into stored items, each with an `id`.
+
+    `item_reference` items are returned as-is; the caller resolves them against stored items.
+    """
+    if isinstance(raw, str):
+        return [{"id": new_id("msg"), "type": "message", "role": "user", "status": "completed",
+                 "content": [{"type": "input_text", "text": raw}]}]
+    items: list[dict[str, Any]] = []
+    for i, item in enumerate(raw):
+        param = f"input[{i}]"
+        kind = item.get("type", "message" if "role" in item else None)
+        if kind == "message":
+            role = item.get("role")
+            if role not in ROLES:
+                raise InvalidRequest(f"Invalid role {role!r}.", param=f"{param}.role", code="invalid_value")
+            if "content" not in item:
+                raise InvalidRequest("Message items need 'content'.", param=f"{param}.content",
+                                     code="missing_required_parameter")
+            items.append({"id": item.get("id") or new_id("msg"), "type": "message", "role": role,
+                          "status": item.get("status", "completed"),
+                          "content": _text_of(item["content"], f"{param}.content")})
+        elif kind == "function_call":
+            for key in ("call_id", "name", "arguments"):
+                if not isinstance(item.get(key), str):
+                    raise InvalidRequest(f"function_call items need '{key}'.", param=f"{param}.{key}",
+                                         code="missing_required_parameter")
+            items.append({"id": item.get("id") or new_id("fc"), "type": "function_call",
+                          "call_id": item["call_id"], "name": item["name"], "arguments": item["arguments"],
+                          "status": item.get("status", "completed")})
+        elif kind == "function_call_output":
+            if not isinstance(item.get("call_id"), str):
+                raise InvalidRequest("function_call_output items need 'call_id'.", param=f"{param}.call_id",
+                                     code="missing_required_parameter")
+            output = item.get("output")
+            if not isinstance(output, str):
+                output = _output_text(output, f"{param}.output")
+            items.append({"id": item.get("id") or new_id("fco"), "type": "function_call_output",
+                          "call_id": item["call_id"], "output": output,
+                          "status": item.get("status", "completed")})
+        elif kind == "item_reference":
+            if not isinstance(item.get("id"), str):
+                raise InvalidRequest("item_reference needs an 'id'.", param=f"{param}.id",
+                                     code="missing_required_parameter")
+            items.append({"type": "item_reference", "id": item["id"]})
+        else:
+            raise InvalidRequest(f"Unsupported input item type {kind!r}.", param=f"{param}.type",
+                                 code="unsupported_value")
+    if not items:
+        raise InvalidRequest("'input' must not be empty.", param="input", code="invalid_value")
+    return items
+
+
+def _output_text(output: Any, param: str) -> str:
+    if isinstance(output, list) and all(isinstance(p, dict) and isinstance(p.get("text"), str) for p in output):
+        return "".join(p["text"] for p in output)
+    raise InvalidRequest("function_call_output 'output' must be a string or a list of text parts.", param=param)

@@ -1,0 +1,25 @@
+"""Creates the async engine; embedded PostgreSQL when no DATABASE_URL is set."""
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from core.settings import Settings
+
+
+def database_url(settings: Settings) -> str:
+    """The libpq URL to use: DATABASE_URL, or the embedded server's (started if needed)."""
+    if settings.database_url:
+        return settings.database_url
+    from stack.postgres import embedded_postgres_url
+
+    return embedded_postgres_url(settings.state_dir)
+
+
+def create_engine(settings: Settings, *, pool_size: int = 10) -> AsyncEngine:
+    """An async SQLAlchemy engine on psycopg 3."""
+    url = settings.sqlalchemy_url(database_url(settings))
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep objects usable after commit."""
+    return async_sessionmaker(engine, expire_on_commit=False)

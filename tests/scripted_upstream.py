@@ -1,0 +1,147 @@
+"""A scripted OpenAI-compatible upstream and tool server: a real HTTP server the tests program."""
+
+import asyncio
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+
+@dataclass
+class Reply:
+    """One upstream answer: text and/or tool calls, or an HTTP error; optionally slow."""
+
+    text: str | None = None
+    tool_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    status: int = 200
+    error_body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    finish_reason: str | None = None
+    usage: tuple[int, int] = (10, 5)
+
+
+@dataclass
+class Script:
+    """Replies for one upstream model name, used in order (the last one repeats).
+
+    In order of requests by default (so retries see the next reply); `per_turn` picks by the number of
+    assistant turns in the conversation instead, so a retried call gets the same reply again.
+    """
+
+    replies: list[Reply]
+    per_turn: bool = False
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    aborted: int = 0
+
+    def reply_for(self, body: dict[str, Any]) -> Reply:
+        """The reply to this request."""
+        if self.per_turn:
+            index = sum(1 for m in body["messages"] if m["role"] == "assistant")
+        else:
+            index = len(self.requests) - 1
+        return self.replies[min(index, len(self.replies) - 1)]
+
+    def tool_messages(self, request_index: int) -> list[dict[str, Any]]:
+        """The tool results the model saw in one of its requests."""
+        return [m for m in self.requests[request_index]["messages"] if m["role"] == "tool"]
+
+
+@dataclass
+class ToolBehaviour:
+    """How a tool endpoint answers."""
+
+    status: int = 200
+    delay: float = 0.0
+    body: str | None = None  # default: echo the arguments
+
+
+@dataclass
+class ToolHit:
+    """One request a tool endpoint received."""
+
+    idempotency_key: str | None
+    arguments: Any
+    headers: dict[str, str]
+    started: float
+    finished: float | None = None
+
+
+class ScriptedUpstream:
+    """Holds scripts and tool behaviours; `app` serves them."""
+
+    def __init__(self) -> None:
+        self.scripts: dict[str, Script] = {}
+        self.tools: dict[str, ToolBehaviour] = {}
+        self.tool_hits: dict[str, list[ToolHit]] = {}
+        self.app = Starlette(routes=[
+            Route("/v1/chat/completions", self._chat, methods=["POST"]),
+            Route("/tools/{name}", self._tool, methods=["POST"]),
+        ])
+        self.base_url = ""
+
+    def script(self, *replies: Reply, per_turn: bool = False) -> str:
+        """Register replies under a fresh upstream model name and return it."""
+        name = f"scripted-{uuid.uuid4().hex[:10]}"
+        self.scripts[name] = Script(list(replies), per_turn)
+        return name
+
+    def tool(self, behaviour: ToolBehaviour | None = None) -> str:
+        """A fresh tool endpoint name with this behaviour."""
+        name = f"tool_{uuid.uuid4().hex[:8]}"
+        self.tools[name] = behaviour or ToolBehaviour()
+        self.tool_hits[name] = []
+        return name
+
+    async def _wait_or_abort(self, request: Request, delay: float) -> bool:
+        """Simulated latency; False when the client hung up meanwhile."""
+        deadline = time.monotonic() + delay
+        while time.monotonic() < deadline:
+            if await request.is_disconnected():
+                return False
+            await asyncio.sleep(min(0.02, max(deadline - time.monotonic(), 0)))
+        return True
+
+    async def _chat(self, request: Request) -> Response:
+        body = await request.json()
+        script = self.scripts[body["model"]]
+        script.requests.append(body)
+        reply = script.reply_for(body)
+        if reply.delay and not await self._wait_or_abort(request, reply.delay):
+            script.aborted += 1
+            return Response(status_code=499)
+        if reply.status != 200:
+            return JSONResponse(reply.error_body or {"error": {"message": "scripted failure"}},
+                                status_code=reply.status, headers=reply.headers)
+        message: dict[str, Any] = {"role": "assistant", "content": reply.text}
+        if reply.tool_calls:
+            message["tool_calls"] = [
+                {"id": f"call_{uuid.uuid4().hex[:12]}", "type": "function",
+                 "function": {"name": name, "arguments": json.dumps(args)}} for name, args in reply.tool_calls]
+        finish = reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
+        prompt, completion = reply.usage
+        return JSONResponse({
+            "id": f"chatcmpl-{uuid.uuid4().hex[:8]}", "object": "chat.completion", "created": int(time.time()),
+            "model": body["model"], "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
+        })
+
+    async def _tool(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        behaviour = self.tools[name]
+        hit = ToolHit(request.headers.get("idempotency-key"), await request.json(), dict(request.headers),
+                      time.monotonic())
+        self.tool_hits[name].append(hit)
+        if behaviour.delay and not await self._wait_or_abort(request, behaviour.delay):
+            return Response(status_code=499)
+        hit.finished = time.monotonic()
+        if behaviour.status != 200:
+            return JSONResponse({"detail": "scripted tool failure"}, status_code=behaviour.status)
+        body = behaviour.body if behaviour.body is not None else json.dumps({"tool": name, "args": hit.arguments})
+        return Response(body, media_type="application/json")

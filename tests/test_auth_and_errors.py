@@ -1,0 +1,119 @@
+"""Auth, ownership, and bad input: OpenAI-style envelopes with the right status, nothing half-written."""
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import Stack
+from tests.scripted_upstream import Reply
+from tests.test_responses import create
+
+
+def assert_envelope(r: Any, status: int, type_: str, param: str | None = None) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    assert set(err) == {"message", "type", "param", "code"}
+    assert err["type"] == type_ and err["message"]
+    if param is not None:
+        assert err["param"] == param, err
+    return err  # type: ignore[no-any-return]
+
+
+async def test_missing_or_wrong_key_is_401(stack: Stack) -> None:
+    for key in (None, "sk-wrong"):
+        for method, path in (("POST", "/v1/responses"), ("GET", "/v1/responses/resp_x"), ("GET", "/v1/models")):
+            r = await stack.call(method, path, key, {"model": "m", "input": "x"} if method == "POST" else None)
+            assert_envelope(r, 401, "authentication_error")
+    r = await stack.http.get(stack.url + "/admin/tools", headers={"Authorization": "Bearer nope"})
+    assert_envelope(r, 401, "authentication_error")
+
+
+async def test_revoked_key_is_401(stack: Stack) -> None:
+    key = await stack.new_key()
+    assert (await stack.call("GET", "/v1/models", key)).status_code == 200
+    keys = (await stack.admin("GET", "/admin/api-keys"))["data"]
+    key_id = next(k["id"] for k in keys if key.startswith(k["prefix"]) and not k["revoked"])
+    await stack.admin("DELETE", f"/admin/api-keys/{key_id}")
+    assert_envelope(await stack.call("GET", "/v1/models", key), 401, "authentication_error")
+
+
+async def test_other_owners_response_is_404_everywhere(stack: Stack) -> None:
+    model = await stack.model(Reply(text="private"))
+    alice, bob = await stack.new_key(), await stack.new_key()
+    body = await create(stack, alice, model=model, input="secret")
+    rid = body["id"]
+    for method, path in (("GET", f"/v1/responses/{rid}"), ("DELETE", f"/v1/responses/{rid}"),
+                         ("POST", f"/v1/responses/{rid}/cancel"), ("GET", f"/v1/responses/{rid}/input_items"),
+                         ("GET", f"/v1/responses/{rid}/steps")):
+        assert_envelope(await stack.call(method, path, bob), 404, "not_found_error")
+    follow = await stack.call("POST", "/v1/responses", bob, {"model": model, "input": "x", "previous_response_id": rid})
+    assert_envelope(follow, 400, "invalid_request_error", "previous_response_id")
+    ref = await stack.call("POST", "/v1/responses", bob, {
+        "model": model, "input": [{"type": "item_reference", "id": body["output"][0]["id"]}]})
+    assert_envelope(ref, 400, "invalid_request_error", "input[0].id")
+    assert (await stack.call("GET", f"/v1/responses/{rid}", alice)).status_code == 200
+
+
+BAD_BODIES = [
+    ({"input": "hi"}, "model"),
+    ({"model": "MODEL"}, "input"),
+    ({"model": "no-such-model", "input": "hi"}, "model"),
+    ({"model": "MODEL", "input": "hi", "temperature": 7}, "temperature"),
+    ({"model": "MODEL", "input": "hi", "max_output_tokens": 0}, "max_output_tokens"),
+    ({"model": "MODEL", "input": "hi", "tools": [{"type": "web_search"}]}, "tools[0].type"),
+    ({"model": "MODEL", "input": "hi", "tools": [{"type": "function"}]}, "tools[0].name"),
+    ({"model": "MODEL", "input": "hi", "tool_choice": "sometimes"}, "tool_choice"),
+    ({"model": "MODEL", "input": [{"role": "wizard", "content": "x"}]}, "input[0].role"),
+    ({"model": "MODEL", "input": [{"type": "function_call", "name": "f"}]}, "input[0].call_id"),
+    ({"model": "MODEL", "input": [{"type": "bogus"}]}, "input[0].type"),
+    ({"model": "MODEL", "input": []}, "input"),
+    ({"model": "MODEL", "input": [{"type": "item_reference", "id": "msg_missing"}]}, "input[0].id"),
+    ({"model": "MODEL", "input": "hi", "previous_response_id": "resp_missing"}, "previous_response_id"),
+    ({"model": "MODEL", "input": "hi", "metadata": {"k": 1}}, "metadata"),
+]
+
+
+@pytest.mark.parametrize(("body", "param"), BAD_BODIES, ids=[p for _, p in BAD_BODIES])
+async def test_bad_request_bodies(stack: Stack, body: dict[str, Any], param: str) -> None:
+    model = await stack.model(Reply(text="unused"))
+    key = await stack.new_key()
+    before = await stack.count_rows()
+    body = {k: (model if v == "MODEL" else v) for k, v in body.items()}
+    assert_envelope(await stack.call("POST", "/v1/responses", key, body), 400, "invalid_request_error", param)
+    assert await stack.count_rows() == before
+    assert stack.upstream.scripts[model].requests == []
+
+
+async def test_malformed_json_and_oversized_body(stack: Stack) -> None:
+    key = await stack.new_key()
+    before = await stack.count_rows()
+    r = await stack.call("POST", "/v1/responses", key, content=b"{not json",
+                         headers={"Content-Type": "application/json"})
+    assert assert_envelope(r, 400, "invalid_request_error")["code"] == "invalid_json"
+    big = {"model": "agentrunner-scripted", "input": "x" * (stack.settings.max_body_bytes + 1)}
+    assert_envelope(await stack.call("POST", "/v1/responses", key, big), 413, "invalid_request_error")
+
+    async def chunks() -> Any:
+        for _ in range(100):
+            yield b"x" * 1024
+
+    streamed = await stack.call("POST", "/v1/responses", key, content=chunks())
+    assert_envelope(streamed, 413, "invalid_request_error")
+    assert await stack.count_rows() == before
+
+
+async def test_unknown_fields_are_ignored_and_echoed_defaults(stack: Stack) -> None:
+    model = await stack.model(Reply(text="fine"))
+    key = await stack.new_key()
+    body = await create(stack, key, model=model, input="hi", include=[], stream=False, store=True,
+                        tool_choice="auto", some_future_field={"x": 1})
+    assert body["status"] == "completed"
+    for field in ("temperature", "top_p", "presence_penalty", "frequency_penalty", "top_logprobs", "store",
+                  "background", "service_tier"):
+        assert body[field] is not None, field
+
+
+async def test_unknown_route_and_method_use_the_envelope(stack: Stack) -> None:
+    key = await stack.new_key()
+    assert_envelope(await stack.call("GET", "/v1/nothing-here", key), 404, "not_found_error")
+    assert_envelope(await stack.call("PUT", "/v1/responses", key), 405, "invalid_request_error")

@@ -1,0 +1,89 @@
+"""The `agentrunner` command as a user runs it."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from core.settings import Settings
+from stack.temporal import port_in_use
+from tests.conftest import repo_root
+from tests.helpers import eventually
+from tests.test_durability import _free_port, process
+
+
+def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "stack.cli", *args], env=env, cwd=repo_root(),
+                          capture_output=True, text=True, timeout=60)
+
+
+async def test_migrate_and_admin_commands(base_settings: Settings, db_engine: Any) -> None:
+    assert base_settings.database_url
+    env = {**os.environ, "DATABASE_URL": base_settings.database_url}
+    assert cli("migrate", env=env).stdout.strip() == "database is up to date"
+    added = cli("admin", "add-tool", "cli_tool", "--url", "http://127.0.0.1:9/x", "--timeout", "3",
+                "--parameters", '{"type":"object","properties":{}}', "--secret-header", "X-Secret=s3", env=env)
+    assert added.returncode == 0, added.stderr
+    tools = json.loads(cli("admin", "list-tools", env=env).stdout)
+    assert {"name": "cli_tool", "url": "http://127.0.0.1:9/x", "description": "", "timeout_seconds": 3.0} in tools
+    assert cli("admin", "add-model", "cli-model", "--base-url", "http://127.0.0.1:9/v1", env=env).returncode == 0
+    assert "cli-model" in [m["alias"] for m in json.loads(cli("admin", "list-models", env=env).stdout)]
+    key = json.loads(cli("admin", "create-key", "--owner", "cli-owner", env=env).stdout)
+    assert key["key"].startswith("sk-ar-") and key["owner_id"] == "cli-owner"
+    assert cli("admin", "remove-tool", "cli_tool", env=env).returncode == 0
+    missing = cli("admin", "remove-tool", "cli_tool", env=env)
+    assert missing.returncode == 2 and "No tool" in missing.stderr
+    assert cli("admin", "remove-model", "cli-model", env=env).returncode == 0
+
+
+@pytest.mark.timeout(240)
+async def test_dev_starts_the_whole_stack_and_keeps_state(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TEMPORAL_ADDRESS")}
+    api_port, ui_port, temporal_port = _free_port(), _free_port(), _free_port()
+    env |= {"AGENTRUNNER_STATE_DIR": str(tmp_path / "state"), "AGENTRUNNER_API_PORT": str(api_port),
+            "AGENTRUNNER_TEMPORAL_UI_PORT": str(ui_port)}
+    args = ["-m", "stack.cli", "dev", "--temporal-port", str(temporal_port)]
+    base = f"http://127.0.0.1:{api_port}"
+
+    async def run_once(log: Path, work: Any) -> None:
+        with process(args, env, log) as dev:
+            async def banner() -> str | None:
+                assert dev.poll() is None, log.read_text()
+                out = log.read_text()
+                return out if "agentrunner is running" in out else None
+
+            out = await eventually(banner, timeout=120, interval=0.2, what="dev banner")
+            key = re.search(r"API key\s+(\S+)", out)
+            assert key, out
+            assert f"http://127.0.0.1:{ui_port}" in out and "curl" in out and "OpenAI(base_url=" in out
+            async with httpx.AsyncClient(timeout=60) as http:
+                await work(http, key.group(1))
+            dev.send_signal(signal.SIGINT)
+            assert dev.wait(timeout=60) == 0
+        assert "stopped" in log.read_text()
+
+    created: dict[str, Any] = {}
+
+    async def first(http: httpx.AsyncClient, key: str) -> None:
+        r = await http.post(base + "/v1/responses", headers={"Authorization": f"Bearer {key}"},
+                            json={"model": "agentrunner-scripted", "input": "Hello!"})
+        assert r.status_code == 200, r.text
+        created.update(r.json())
+        assert created["status"] == "completed" and "Hello!" in created["output"][0]["content"][0]["text"]
+        assert (await http.get(f"http://127.0.0.1:{ui_port}/")).status_code == 200
+
+    async def second(http: httpx.AsyncClient, key: str) -> None:
+        r = await http.get(f"{base}/v1/responses/{created['id']}", headers={"Authorization": f"Bearer {key}"})
+        assert r.status_code == 200 and r.json() == created
+
+    await run_once(tmp_path / "dev1.log", first)
+    await run_once(tmp_path / "dev2.log", second)
+    for port in (api_port, ui_port, temporal_port):
+        assert not port_in_use("127.0.0.1", port), f"port {port} still served after Ctrl-C"

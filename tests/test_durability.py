@@ -1,0 +1,136 @@
+"""Crash tests with real processes: SIGKILL a worker mid-loop, restart the API mid-response."""
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ADMIN_TOKEN, Stack, StackFactory, repo_root
+from tests.helpers import eventually
+from tests.scripted_upstream import Reply, ToolBehaviour
+from tests.test_responses import create, text_of
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def _env(stack: Stack, **extra: str) -> dict[str, str]:
+    s = stack.settings
+    assert s.database_url
+    return {**os.environ, "DATABASE_URL": s.database_url, "TEMPORAL_ADDRESS": s.temporal_address,
+            "AGENTRUNNER_TASK_QUEUE": s.task_queue, "AGENTRUNNER_ADMIN_TOKEN": ADMIN_TOKEN,
+            "AGENTRUNNER_STATE_DIR": str(s.state_dir), **extra}
+
+
+@contextlib.contextmanager
+def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A child process that is always reaped (SIGKILL at the end if still alive)."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen([sys.executable, *args], env=env, cwd=repo_root(), stdout=out,
+                                stderr=subprocess.STDOUT)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+
+
+async def _alive(proc: subprocess.Popen[bytes]) -> bool:
+    assert proc.poll() is None, f"{proc.args} exited with {proc.returncode}"
+    return True
+
+
+async def test_worker_sigkill_mid_loop_then_new_worker_finishes(make_stack: StackFactory, tmp_path: Path) -> None:
+    async with make_stack(in_process_worker=False) as stack:
+        t1, t2, t3 = [await stack.tool(ToolBehaviour()) for _ in range(3)]
+        model = await stack.model(
+            Reply(tool_calls=[(t1, {"q": "1"}), (t2, {"q": "2"})]),
+            Reply(tool_calls=[(t3, {"q": "3"})], delay=3.0),  # the slow step the worker dies in
+            Reply(text="all three done"),
+            per_turn=True,
+        )
+        key = await stack.new_key()
+        script = stack.upstream.scripts[model]
+        tools = [{"type": "function", "name": t} for t in (t1, t2, t3)]
+        with process(["-m", "worker"], _env(stack), tmp_path / "worker1.log") as first:
+            body = await create(stack, key, model=model, input="go", tools=tools, background=True)
+
+            async def in_slow_step() -> bool:
+                await _alive(first)
+                return len(script.requests) == 2
+
+            await eventually(in_slow_step, timeout=60, what="second model call in flight")
+            first.send_signal(signal.SIGKILL)
+            first.wait(timeout=10)
+        status = (await stack.call("GET", f"/v1/responses/{body['id']}", key)).json()["status"]
+        assert status == "in_progress"
+
+        with process(["-m", "worker"], _env(stack), tmp_path / "worker2.log") as second:
+            async def finished() -> dict[str, Any] | None:
+                await _alive(second)
+                got = (await stack.call("GET", f"/v1/responses/{body['id']}", key)).json()
+                return got if got["status"] not in ("queued", "in_progress") else None
+
+            final = await eventually(finished, timeout=90, interval=0.2, what="completion after the crash")
+        assert final["id"] == body["id"] and final["status"] == "completed"
+        assert text_of(final) == "all three done"
+        for name in (t1, t2, t3):
+            keys = [h.idempotency_key for h in stack.upstream.tool_hits[name]]
+            assert len(keys) == 1, f"{name} hit {len(keys)} times"
+        kinds = Counter(i["type"] for i in final["output"])
+        assert kinds == {"function_call": 3, "function_call_output": 3, "message": 1}
+        assert len({i["id"] for i in final["output"]}) == len(final["output"])
+        assert len(script.requests) == 4, "only the interrupted model call is repeated"
+        steps = (await stack.call("GET", f"/v1/responses/{body['id']}/steps", key)).json()["data"]
+        assert [s["kind"] for s in steps] == ["model_call", "tool_call", "tool_call", "model_call", "tool_call",
+                                              "model_call"]
+        assert steps[3]["attempt"] == 2 and all(s["state"] == "completed" for s in steps)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_api_restart_while_background_response_runs(stack: Stack, tmp_path: Path) -> None:
+    model = await stack.model(Reply(text="survived the API restart", delay=2.0))
+    key = await stack.new_key()
+    port = _free_port()
+    env = _env(stack, AGENTRUNNER_API_PORT=str(port))
+    base = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {key}"}
+
+    async def api_up(proc: subprocess.Popen[bytes]) -> bool:
+        await _alive(proc)
+        try:
+            return (await stack.http.get(base + "/healthz")).status_code == 200
+        except Exception:
+            return False
+
+    with process(["-m", "stack.cli", "api"], env, tmp_path / "api1.log") as api:
+        await eventually(lambda: api_up(api), timeout=60, what="API up")
+        r = await stack.http.post(base + "/v1/responses", headers=headers,
+                                  json={"model": model, "input": "hi", "background": True})
+        assert r.status_code == 200, r.text
+        rid = r.json()["id"]
+        api.send_signal(signal.SIGKILL)
+        api.wait(timeout=10)
+    with process(["-m", "stack.cli", "api"], env, tmp_path / "api2.log") as api2:
+        await eventually(lambda: api_up(api2), timeout=60, what="API up again")
+
+        async def done() -> dict[str, Any] | None:
+            got = (await stack.http.get(f"{base}/v1/responses/{rid}", headers=headers)).json()
+            return got if got["status"] == "completed" else None
+
+        final = await eventually(done, timeout=60, what="completion after API restart")
+    assert text_of(final) == "survived the API restart"
+    assert len(stack.upstream.scripts[model].requests) == 1

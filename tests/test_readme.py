@@ -1,0 +1,21 @@
+"""The README keeps its promises: every setting documented, the two commands present."""
+
+from core.settings import Settings
+from tests.conftest import repo_root
+
+README = (repo_root() / "README.md").read_text()
+
+
+def test_every_setting_is_in_the_readme_table() -> None:
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        names = [f"AGENTRUNNER_{name.upper()}"]
+        if alias is not None:
+            names += [str(a) for a in getattr(alias, "choices", [alias])]
+        assert any(f"| `{n}` |" in README for n in names), f"setting {name} is not documented"
+
+
+def test_the_two_commands_are_documented() -> None:
+    assert "make dev" in README and "make test" in README
+    ci = (repo_root() / ".ci" / "run").read_text()
+    assert "make test" in ci

@@ -1,0 +1,81 @@
+"""Input normalization, Responses→chat conversion and the built-in scripted model."""
+
+import json
+
+import pytest
+
+from core.convert import completion_to_items, items_to_messages, tools_to_chat
+from core.errors import InvalidRequest
+from core.scripted import scripted_completion
+from core.wire import normalize_input, parse_request
+
+
+def test_string_input_becomes_one_user_message() -> None:
+    [item] = normalize_input("hello")
+    assert item["type"] == "message" and item["role"] == "user" and item["id"].startswith("msg_")
+    assert item["content"] == [{"type": "input_text", "text": "hello"}]
+
+
+def test_all_message_shapes_are_accepted() -> None:
+    items = normalize_input([
+        {"role": "system", "content": "sys"},
+        {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "dev"}]},
+        {"role": "assistant", "content": [{"type": "output_text", "text": "prev", "annotations": []}]},
+        {"type": "function_call", "call_id": "call_1", "name": "f", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_1", "output": [{"type": "input_text", "text": "ok"}]},
+    ])
+    assert [i["type"] for i in items] == ["message"] * 3 + ["function_call", "function_call_output"]
+    assert items[3]["id"].startswith("fc_") and items[4]["output"] == "ok"
+    messages = items_to_messages("be nice", items)
+    assert messages == [
+        {"role": "system", "content": "be nice"},
+        {"role": "system", "content": "sys"},
+        {"role": "system", "content": "dev"},
+        {"role": "assistant", "content": "prev"},
+        {"role": "assistant", "content": None,
+         "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "ok"},
+    ]
+
+
+def test_calls_of_one_turn_share_an_assistant_message() -> None:
+    items = normalize_input([{"type": "function_call", "call_id": c, "name": "f", "arguments": "{}"} for c in "ab"])
+    [msg] = items_to_messages(None, items)
+    assert [c["id"] for c in msg["tool_calls"]] == ["a", "b"]
+
+
+@pytest.mark.parametrize("body", [[], [{"role": "user"}], [{"type": "function_call_output"}], [{"foo": 1}]])
+def test_bad_items_are_rejected(body: list[dict[str, object]]) -> None:
+    with pytest.raises(InvalidRequest) as err:
+        normalize_input(body)
+    assert err.value.param is not None and err.value.param.startswith("input")
+
+
+def test_parse_request_names_the_param() -> None:
+    with pytest.raises(InvalidRequest) as err:
+        parse_request({"model": "m", "input": "x", "top_p": 3})
+    assert err.value.param == "top_p"
+    with pytest.raises(InvalidRequest) as err:
+        parse_request({"model": "m", "input": "x", "tool_choice": {"type": "function", "name": "nope"}})
+    assert err.value.param == "tool_choice"
+    assert parse_request({"model": "m", "input": "x", "extra": True}).model == "m"
+
+
+def test_completion_to_items() -> None:
+    items = completion_to_items({"content": "hi", "tool_calls": [
+        {"id": "call_9", "function": {"name": "f", "arguments": {"a": 1}}}]})
+    assert items[0]["content"][0] == {"type": "output_text", "text": "hi", "annotations": [], "logprobs": []}
+    assert items[1]["call_id"] == "call_9" and json.loads(items[1]["arguments"]) == {"a": 1}
+
+
+def test_scripted_model_calls_tool_then_answers() -> None:
+    tools = tools_to_chat([{"name": "weather", "parameters": {"type": "object",
+                                                              "properties": {"city": {"type": "string"}}}}])
+    first = scripted_completion([{"role": "user", "content": "Paris"}], tools, "call_x")["choices"][0]
+    assert first["finish_reason"] == "tool_calls"
+    call = first["message"]["tool_calls"][0]
+    assert call["function"]["name"] == "weather" and json.loads(call["function"]["arguments"]) == {"city": "Paris"}
+    history = [{"role": "user", "content": "Paris"}, first["message"],
+               {"role": "tool", "tool_call_id": "call_x", "content": "sunny"}]
+    second = scripted_completion(history, tools, "call_y")["choices"][0]
+    assert second["finish_reason"] == "stop" and "sunny" in second["message"]["content"]

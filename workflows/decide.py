@@ -1,0 +1,68 @@
+"""The agent loop's decision, as a pure function of the steps taken so far."""
+
+from dataclasses import dataclass, field
+
+from core.contracts import ModelTurn, TerminalStatus, ToolCallRef, ToolResult
+
+
+@dataclass(frozen=True)
+class CallModel:
+    """Ask the model for the next turn."""
+
+
+@dataclass(frozen=True)
+class RunTools:
+    """Run these server-side tool calls, in parallel."""
+
+    calls: list[ToolCallRef]
+
+
+@dataclass(frozen=True)
+class Finish:
+    """End the response with this status."""
+
+    status: TerminalStatus
+    incomplete_reason: str | None = None
+
+
+Decision = CallModel | RunTools | Finish
+
+# The openai SDK's strict validation only accepts its own literals for incomplete_details.reason;
+# a step cap is the closest to "max_messages".
+STEP_CAP_REASON = "max_messages"
+
+
+@dataclass
+class LoopState:
+    """Steps so far: model turns in order and the server-side tool results."""
+
+    turns: list[ModelTurn] = field(default_factory=list)
+    tool_results: list[ToolResult] = field(default_factory=list)
+
+    @property
+    def next_seq(self) -> int:
+        """The sequence number of the next step."""
+        return 1 + len(self.turns) + len(self.tool_results)
+
+
+def decide(state: LoopState, *, max_model_calls: int, max_tool_calls: int | None) -> Decision:
+    """Given the steps so far, what the loop does next."""
+    if not state.turns:
+        return CallModel()
+    last = state.turns[-1]
+    done = {r.call_id for r in state.tool_results}
+    pending = [c for c in last.tool_calls if c.server_side and c.call_id not in done]
+    if pending:
+        if max_tool_calls is not None and len(state.tool_results) + len(pending) > max_tool_calls:
+            return Finish("incomplete", STEP_CAP_REASON)
+        return RunTools(pending)
+    if any(not c.server_side for c in last.tool_calls):
+        # Server-side calls of this turn have run; the client-side ones go back to the client.
+        return Finish("completed")
+    if last.tool_calls:
+        if len(state.turns) >= max_model_calls:
+            return Finish("incomplete", STEP_CAP_REASON)
+        return CallModel()
+    if last.finish_reason == "length":
+        return Finish("incomplete", "max_output_tokens")
+    return Finish("completed")

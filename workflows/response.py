@@ -1,0 +1,124 @@
+"""The response workflow: executes the decisions of workflows.decide, one activity per step."""
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.model_call import ModelCallActivity
+    from activities.response_state import ResponseStateActivities
+    from activities.tool_call import ToolCallActivity
+    from core.contracts import (
+        FinalizeInput,
+        MarkInProgressInput,
+        ModelCallInput,
+        ModelTurn,
+        ResponseOutcome,
+        ResponseWorkflowInput,
+        TerminalStatus,
+        ToolCallInput,
+        ToolCallRef,
+        ToolResult,
+        UpstreamFailure,
+    )
+    from workflows.decide import CallModel, Finish, LoopState, RunTools, decide
+
+_STATE_TIMEOUT = timedelta(seconds=30)
+_STATE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10))
+
+
+def failure_of(err: BaseException) -> UpstreamFailure:
+    """What to show the client for an activity that failed for good."""
+    cause = err.cause if isinstance(err, ActivityError) else err
+    if isinstance(cause, ApplicationError) and cause.type == "UpstreamError" and cause.details:
+        return UpstreamFailure.model_validate(cause.details[0])
+    if isinstance(cause, TimeoutError):
+        return UpstreamFailure(status=504, message="the model call timed out", code="timeout")
+    return UpstreamFailure(status=500, message=str(cause or err), code="server_error")
+
+
+@workflow.defn(name="ResponseWorkflow")
+class ResponseWorkflow:
+    """One response: model call → parallel server-side tools → model call → … → terminal status."""
+
+    @workflow.run
+    async def run(self, inp: ResponseWorkflowInput) -> ResponseOutcome:
+        """Run the loop and leave the response row in a terminal state whatever happens."""
+        try:
+            await workflow.execute_local_activity_method(
+                ResponseStateActivities.mark_in_progress, MarkInProgressInput(response_id=inp.response_id),
+                start_to_close_timeout=_STATE_TIMEOUT, retry_policy=_STATE_RETRY)
+            status, reason = await self._loop(inp)
+            await self._finalize(inp, status, incomplete_reason=reason)
+            return ResponseOutcome(response_id=inp.response_id, status=status)
+        except asyncio.CancelledError:
+            await self._finalize(inp, "cancelled")
+            raise
+        except ActivityError as err:
+            if isinstance(err.cause, CancelledError):
+                # Cancelling the workflow cancels the in-flight activity; this is how it shows up here.
+                await self._finalize(inp, "cancelled")
+                raise asyncio.CancelledError() from err
+            failure = failure_of(err)
+            await self._finalize(inp, "failed", error=failure)
+            raise ApplicationError(failure.message, failure.model_dump(), type="ResponseFailed",
+                                   non_retryable=True) from err
+
+    async def _loop(self, inp: ResponseWorkflowInput) -> tuple[TerminalStatus, str | None]:
+        state = LoopState()
+        while True:
+            decision = decide(state, max_model_calls=inp.max_model_calls, max_tool_calls=inp.max_tool_calls)
+            if isinstance(decision, Finish):
+                return decision.status, decision.incomplete_reason
+            if isinstance(decision, CallModel):
+                turn = len(state.turns) + 1
+                state.turns.append(await self._call_model(inp, state.next_seq, turn))
+            elif isinstance(decision, RunTools):
+                first = state.next_seq
+                results = await asyncio.gather(
+                    *(self._call_tool(inp, first + i, call) for i, call in enumerate(decision.calls)))
+                state.tool_results.extend(results)
+
+    async def _call_model(self, inp: ResponseWorkflowInput, seq: int, turn: int) -> ModelTurn:
+        p = inp.policy
+        return await workflow.execute_activity_method(
+            ModelCallActivity.call_model,
+            ModelCallInput(response_id=inp.response_id, seq=seq, turn=turn),
+            start_to_close_timeout=timedelta(seconds=p.model_call_timeout_seconds),
+            schedule_to_close_timeout=timedelta(seconds=p.model_call_timeout_seconds * 2),
+            heartbeat_timeout=timedelta(seconds=p.heartbeat_timeout_seconds),
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(seconds=p.retry_initial_seconds),
+                maximum_interval=timedelta(seconds=p.retry_max_seconds),
+                maximum_attempts=p.model_max_attempts,
+            ),
+            summary=f"model call {turn} · {inp.model}",
+        )
+
+    async def _call_tool(self, inp: ResponseWorkflowInput, seq: int, call: ToolCallRef) -> ToolResult:
+        p = inp.policy
+        return await workflow.execute_activity_method(
+            ToolCallActivity.call_tool,
+            ToolCallInput(response_id=inp.response_id, seq=seq, call_id=call.call_id, name=call.name),
+            start_to_close_timeout=timedelta(seconds=p.tool_call_timeout_seconds),
+            heartbeat_timeout=timedelta(seconds=p.heartbeat_timeout_seconds),
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(seconds=p.retry_initial_seconds),
+                maximum_interval=timedelta(seconds=p.retry_max_seconds),
+                maximum_attempts=p.tool_max_attempts,
+            ),
+            summary=f"tool {call.name}",
+        )
+
+    async def _finalize(self, inp: ResponseWorkflowInput, status: TerminalStatus, *,
+                        incomplete_reason: str | None = None, error: UpstreamFailure | None = None) -> None:
+        # Status writes are short DB updates: local activities spare two server round trips per response.
+        await workflow.execute_local_activity_method(
+            ResponseStateActivities.finalize,
+            FinalizeInput(response_id=inp.response_id, status=status, incomplete_reason=incomplete_reason,
+                          error=error),
+            start_to_close_timeout=_STATE_TIMEOUT, retry_policy=_STATE_RETRY,
+        )
