@@ -16,7 +16,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from core.contracts import ResponseOutcome, ResponseWorkflowInput, StepPolicy
+from core.contracts import ResponseOutcome, ResponseWorkflowInput
 from core.errors import Conflict, InvalidRequest, NotFound, ServiceUnavailable, UpstreamError
 from core.ids import idempotent_response_id, new_id
 from core.settings import Settings
@@ -66,9 +66,8 @@ class ResponseService:
                     if existing is None:
                         raise
                     return self._same_request(existing, row.request_hash)
-        if not is_new:
-            if row.status in TERMINAL_STATUSES:
-                return row
+        if not is_new and row.status in TERMINAL_STATUSES:
+            return row
         await self._start(row, req, delete_on_failure=is_new)
         return row
 
@@ -133,16 +132,8 @@ class ResponseService:
 
     async def _start(self, row: Response, req: CreateResponseRequest, *, delete_on_failure: bool) -> None:
         st = self.settings
-        policy = StepPolicy(
-            model_call_timeout_seconds=st.model_call_timeout_seconds,
-            heartbeat_timeout_seconds=st.heartbeat_timeout_seconds,
-            model_max_attempts=st.model_call_max_attempts,
-            retry_initial_seconds=st.model_retry_initial_seconds,
-            retry_max_seconds=st.model_retry_max_seconds,
-            tool_max_attempts=st.tool_max_attempts,
-        )
         inp = ResponseWorkflowInput(response_id=row.id, model=row.model, max_tool_calls=req.max_tool_calls,
-                                    max_model_calls=st.max_model_calls, policy=policy)
+                                    max_model_calls=st.max_model_calls, policy=st.step_policy())
         try:
             await self.temporal.start_workflow(
                 WORKFLOW, inp, id=row.id, task_queue=st.task_queue,

@@ -5,6 +5,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.contracts import StepPolicy
+
 
 def _env(name: str) -> AliasChoices:
     """Accept both the field's AGENTRUNNER_ name and a conventional unprefixed one."""
@@ -55,9 +57,13 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: float = 30.0
     reconcile_min_age_seconds: float = 60.0
 
-    def sqlalchemy_url(self, url: str) -> str:
-        """Turn a libpq-style URL into one SQLAlchemy drives with psycopg 3."""
-        for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
-            if url.startswith(prefix):
-                return "postgresql+psycopg://" + url[len(prefix) :]
-        raise ValueError(f"DATABASE_URL must be a postgresql:// URL, got {url.split(':', 1)[0]}://")
+    def step_policy(self) -> StepPolicy:
+        """The activity timeouts and retry bounds handed to each workflow."""
+        return StepPolicy(
+            model_call_timeout_seconds=self.model_call_timeout_seconds,
+            heartbeat_timeout_seconds=self.heartbeat_timeout_seconds,
+            model_max_attempts=self.model_call_max_attempts,
+            retry_initial_seconds=self.model_retry_initial_seconds,
+            retry_max_seconds=self.model_retry_max_seconds,
+            tool_max_attempts=self.tool_max_attempts,
+        )

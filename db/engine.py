@@ -14,9 +14,17 @@ def database_url(settings: Settings) -> str:
     return embedded_postgres_url(settings.state_dir)
 
 
+def sqlalchemy_url(url: str) -> str:
+    """Turn a libpq-style URL into one SQLAlchemy drives with psycopg 3."""
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    raise ValueError(f"DATABASE_URL must be a postgresql:// URL, got {url.split(':', 1)[0]}://")
+
+
 def create_engine(settings: Settings, *, pool_size: int = 10) -> AsyncEngine:
     """An async SQLAlchemy engine on psycopg 3."""
-    url = settings.sqlalchemy_url(database_url(settings))
+    url = sqlalchemy_url(database_url(settings))
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 

@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
         ModelTurn,
         ResponseOutcome,
         ResponseWorkflowInput,
+        StepPolicy,
         TerminalStatus,
         ToolCallInput,
         ToolCallRef,
@@ -28,6 +29,11 @@ with workflow.unsafe.imports_passed_through():
 
 _STATE_TIMEOUT = timedelta(seconds=30)
 _STATE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10))
+
+
+def _retry(p: StepPolicy, attempts: int) -> RetryPolicy:
+    return RetryPolicy(initial_interval=timedelta(seconds=p.retry_initial_seconds),
+                       maximum_interval=timedelta(seconds=p.retry_max_seconds), maximum_attempts=attempts)
 
 
 def failure_of(err: BaseException) -> UpstreamFailure:
@@ -90,11 +96,7 @@ class ResponseWorkflow:
             start_to_close_timeout=timedelta(seconds=p.model_call_timeout_seconds),
             schedule_to_close_timeout=timedelta(seconds=p.model_call_timeout_seconds * 2),
             heartbeat_timeout=timedelta(seconds=p.heartbeat_timeout_seconds),
-            retry_policy=RetryPolicy(
-                initial_interval=timedelta(seconds=p.retry_initial_seconds),
-                maximum_interval=timedelta(seconds=p.retry_max_seconds),
-                maximum_attempts=p.model_max_attempts,
-            ),
+            retry_policy=_retry(p, p.model_max_attempts),
             summary=f"model call {turn} · {inp.model}",
         )
 
@@ -105,11 +107,7 @@ class ResponseWorkflow:
             ToolCallInput(response_id=inp.response_id, seq=seq, call_id=call.call_id, name=call.name),
             start_to_close_timeout=timedelta(seconds=p.tool_call_timeout_seconds),
             heartbeat_timeout=timedelta(seconds=p.heartbeat_timeout_seconds),
-            retry_policy=RetryPolicy(
-                initial_interval=timedelta(seconds=p.retry_initial_seconds),
-                maximum_interval=timedelta(seconds=p.retry_max_seconds),
-                maximum_attempts=p.tool_max_attempts,
-            ),
+            retry_policy=_retry(p, p.tool_max_attempts),
             summary=f"tool {call.name}",
         )
 
