@@ -1,6 +1,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+NODE_STAMP := tests/node/node_modules/.installed
 
 .PHONY: dev test lint install clean
 
@@ -10,6 +11,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
+# The Vercel AI SDK client tests run under node; without node they are skipped.
+$(NODE_STAMP): tests/node/package-lock.json
+	if command -v npm >/dev/null; then npm ci --prefix tests/node --no-audit --no-fund --loglevel=error && touch $(NODE_STAMP); fi
+
 install: $(STAMP)
 
 ## Start PostgreSQL, Temporal, the API and two workers (Ctrl-C stops all).
@@ -17,7 +22,7 @@ dev: $(STAMP)
 	$(VENV)/bin/agentrunner dev
 
 ## Run the whole test suite against real PostgreSQL, Temporal and clients.
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -25,4 +30,4 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) .agentrunner
+	rm -rf $(VENV) .agentrunner tests/node/node_modules

@@ -1,5 +1,6 @@
-"""The model-call activity: load the context, call the model, store what it said."""
+"""The model-call activity: load the context, call the model (streaming when asked), store what it said."""
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,22 +10,25 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
-from activities.upstream import chat_completion, upstream_error
+from activities.message_stream import MessageStream
+from activities.upstream import chat_completion, stream_chat_completion, upstream_error
 from core.contracts import ModelCallInput, ModelTurn, ToolCallRef, UpstreamFailure
 from core.convert import completion_to_items, items_to_messages, tool_choice_to_chat, tools_to_chat
 from core.ids import new_id
 from core.scripted import scripted_completion
 from core.settings import Settings
+from core.stream_events import PriorStep, call_events
 from db import responses as db
 from db.catalog import ModelTarget, resolve_model
+from db.events import step_events
 
 
 def build_payload(request: dict[str, Any], target: ModelTarget, messages: list[dict[str, Any]],
                   turn: int) -> dict[str, Any]:
     """The chat-completions request for this turn."""
     payload: dict[str, Any] = {"model": target.upstream_model, "messages": messages}
-    if request.get("tools"):
-        payload["tools"] = tools_to_chat(request["tools"])
+    if request.get("_model_tools"):
+        payload["tools"] = tools_to_chat(request["_model_tools"])
         choice = request.get("tool_choice", "auto")
         # A forced choice applies to the first turn only; forcing it again would loop forever.
         if turn > 1 and choice != "none":
@@ -48,6 +52,17 @@ def _usage(completion: dict[str, Any]) -> dict[str, int]:
     }
 
 
+def merge_tool_call_delta(calls: dict[int, dict[str, Any]], delta: dict[str, Any]) -> None:
+    """Fold one streamed tool_calls fragment into the calls being assembled, by index."""
+    call = calls.setdefault(delta.get("index", len(calls)),
+                            {"id": None, "type": "function", "function": {"name": "", "arguments": ""}})
+    if delta.get("id"):
+        call["id"] = delta["id"]
+    fn = delta.get("function") or {}
+    call["function"]["name"] += fn.get("name") or ""
+    call["function"]["arguments"] += fn.get("arguments") or ""
+
+
 @dataclass
 class ModelCallActivity:
     """Holds the clients the model call needs."""
@@ -69,34 +84,76 @@ class ModelCallActivity:
             await db.start_step(s, inp.response_id, inp.seq, "model_call", activity.info().attempt)
             target = await resolve_model(s, self.settings, response.model)
             context = await db.context_items(s, inp.response_id)
+            prior = PriorStep.from_events(await step_events(s, inp.response_id, inp.seq))
         if target is None:
             raise upstream_error(UpstreamFailure(status=400, message=f"model {response.model!r} is not available",
                                                  code="model_not_found"), retryable=False)
         request = response.request
         messages = items_to_messages(request.get("instructions"), context)
         payload = build_payload(request, target, messages, inp.turn)
+        stream = None
+        if request.get("stream"):
+            stream = MessageStream(self.sessions, inp.response_id, inp.seq, inp.output_index, prior,
+                                   self.settings.stream_coalesce_ms / 1000)
         try:
-            if target.base_url is None:
-                offered = payload.get("tools", []) if payload.get("tool_choice") != "none" else []
-                completion = scripted_completion(messages, offered, new_id("call"))
-            else:
-                completion = await heartbeating(
-                    chat_completion(self.http, target, payload, self.settings.upstream_timeout_seconds))
+            completion = await heartbeating(self._complete(target, payload, stream))
         except ApplicationError as exc:
             async with self.sessions() as s:
                 await db.fail_step(s, inp.response_id, inp.seq, str(exc))
             raise
         choice = completion["choices"][0]
-        items = completion_to_items(choice.get("message") or {})
-        server_tools = set(request.get("_server_tools", []))
+        items = completion_to_items(choice.get("message") or {}, set(request.get("_server_tools", [])))
+        calls = [i for i in items if i["type"] in ("function_call", "mcp_call")]
+        events: list[dict[str, Any]] = []
+        partials, first_call_index = 0, inp.output_index + len(items) - len(calls)
+        if stream is not None:
+            message_items, events, first_call_index = await stream.finish(choice["message"].get("content") or "")
+            items = message_items + calls
+            events += [e for j, c in enumerate(calls) for e in call_events(first_call_index + j, c)]
+            partials = stream.stored_partials
         usage = _usage(completion)
         turn = ModelTurn(
             seq=inp.seq,
-            tool_calls=[ToolCallRef(call_id=i["call_id"], name=i["name"], server_side=i["name"] in server_tools)
-                        for i in items if i["type"] == "function_call"],
+            tool_calls=[ToolCallRef(call_id=c["id"] if c["type"] == "mcp_call" else c["call_id"], name=c["name"],
+                                    server_side=c["type"] == "mcp_call", output_index=first_call_index + j)
+                        for j, c in enumerate(calls)],
             finish_reason=choice.get("finish_reason"),
+            output_items=partials + len(items),
             **usage,
         )
         async with self.sessions() as s:
-            await db.complete_step(s, inp.response_id, inp.seq, items=items, result=turn.model_dump(), usage=usage)
+            await db.complete_step(s, inp.response_id, inp.seq, items=items, result=turn.model_dump(), usage=usage,
+                                   first_index=partials, events=events)
         return turn
+
+    async def _complete(self, target: ModelTarget, payload: dict[str, Any],
+                        stream: MessageStream | None) -> dict[str, Any]:
+        """A chat completion; with a MessageStream its text is streamed to the event log as it arrives."""
+        if target.base_url is None:
+            offered = payload.get("tools", []) if payload.get("tool_choice") != "none" else []
+            completion = scripted_completion(payload["messages"], offered, new_id("call"))
+            if stream is not None:
+                async with stream:
+                    for word in re.findall(r"\S+\s*|\s+", completion["choices"][0]["message"].get("content") or ""):
+                        await stream.text(word)
+            return completion
+        timeout = self.settings.upstream_timeout_seconds
+        if stream is None:
+            return await chat_completion(self.http, target, payload, timeout)
+        content, finish, usage = "", None, None
+        calls: dict[int, dict[str, Any]] = {}
+        async with stream:
+            async for chunk in stream_chat_completion(self.http, target, payload, timeout):
+                usage = chunk.get("usage") or usage
+                for choice in chunk.get("choices") or []:
+                    delta = choice.get("delta") or {}
+                    if delta.get("content"):
+                        content += delta["content"]
+                        await stream.text(delta["content"])
+                    for call_delta in delta.get("tool_calls") or []:
+                        merge_tool_call_delta(calls, call_delta)
+                    finish = choice.get("finish_reason") or finish
+        message: dict[str, Any] = {"role": "assistant", "content": content or None}
+        if calls:
+            message["tool_calls"] = [calls[i] for i in sorted(calls)]
+        return {"choices": [{"index": 0, "message": message, "finish_reason": finish}], "usage": usage}

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
 from core.contracts import ToolCallInput, ToolResult
-from core.ids import new_id
+from core.stream_events import item_done
 from db import responses as db
 from db.catalog import tools_by_name
 from db.tables import Tool
@@ -32,22 +33,22 @@ class ToolCallActivity:
             await db.start_step(s, inp.response_id, inp.seq, "tool_call", activity.info().attempt,
                                 tool_name=inp.name, call_id=inp.call_id)
             tool = (await tools_by_name(s, [inp.name])).get(inp.name)
-            arguments = next((i["arguments"] for i in await db.output_items(s, inp.response_id)
-                              if i["type"] == "function_call" and i["call_id"] == inp.call_id), None)
+            call = next((i for i in await db.output_items(s, inp.response_id) if i["id"] == inp.call_id), None)
+        if call is None:
+            raise ApplicationError(f"no mcp_call {inp.call_id!r} in this response", non_retryable=True)
         output: str | None
         error: str | None
         if tool is None:
             output, error = None, f"tool {inp.name!r} is not registered"
-        elif arguments is None:
-            output, error = None, f"no function_call {inp.call_id!r} in this response"
         else:
-            output, error = await heartbeating(self._invoke(tool, arguments, f"{inp.response_id}/{inp.call_id}"))
+            output, error = await heartbeating(self._invoke(tool, call["arguments"],
+                                                            f"{inp.response_id}/{inp.call_id}"))
         result = ToolResult(seq=inp.seq, call_id=inp.call_id, ok=error is None)
-        item = {"id": new_id("fco"), "type": "function_call_output", "call_id": inp.call_id,
-                "output": output if error is None else json.dumps({"error": error}), "status": "completed"}
+        # The call's item is completed in place: clients see one item per server-side call, with its result.
+        done = {**call, "output": output, "error": error, "status": "completed" if error is None else "failed"}
         async with self.sessions() as s:
-            await db.complete_step(s, inp.response_id, inp.seq, items=[item], result=result.model_dump(),
-                                   error=error)
+            await db.complete_step(s, inp.response_id, inp.seq, items=[], replace=[done], result=result.model_dump(),
+                                   error=error, events=[item_done(inp.output_index, done)])
         return result
 
     async def _invoke(self, tool: Tool, arguments: str, idempotency_key: str) -> tuple[str | None, str | None]:

@@ -1,6 +1,7 @@
 """Calls to an OpenAI-compatible /chat/completions upstream. No retries here: Temporal owns them."""
 
 import json
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -79,3 +80,41 @@ async def chat_completion(http: httpx.AsyncClient, target: ModelTarget, payload:
         raise upstream_error(UpstreamFailure(status=502, message="upstream answer has no choices"),
                              retryable=True)
     return body
+
+
+async def stream_chat_completion(http: httpx.AsyncClient, target: ModelTarget, payload: dict[str, Any],
+                                 timeout_seconds: float) -> AsyncIterator[dict[str, Any]]:
+    """POST a streaming chat completion and yield its chunks; a cut-off stream raises a retryable error."""
+    assert target.base_url is not None
+    headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
+    body = {**payload, "stream": True, "stream_options": {"include_usage": True}}
+    try:
+        async with http.stream("POST", f"{target.base_url}/chat/completions", json=body, headers=headers,
+                               timeout=timeout_seconds) as resp:
+            if resp.status_code >= 400:
+                await resp.aread()
+                status = resp.status_code
+                raise upstream_error(failure_from_response(resp),
+                                     retryable=status in RETRYABLE_STATUSES or status >= 500,
+                                     delay=_retry_delay(resp))
+            async for line in resp.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    return
+                chunk = json.loads(data)
+                if isinstance(chunk, dict) and chunk.get("error"):
+                    err = chunk["error"]
+                    message = err.get("message", str(err)) if isinstance(err, dict) else str(err)
+                    raise upstream_error(UpstreamFailure(status=502, message=f"upstream stream error: {message}"),
+                                         retryable=True)
+                yield chunk
+    except httpx.TimeoutException as exc:
+        raise upstream_error(UpstreamFailure(status=504, message=f"upstream timed out: {exc!r}"),
+                             retryable=True) from exc
+    except (httpx.HTTPError, json.JSONDecodeError) as exc:
+        raise upstream_error(UpstreamFailure(status=502, message=f"upstream stream broken: {exc!r}"),
+                             retryable=True) from exc
+    raise upstream_error(UpstreamFailure(status=502, message="upstream stream ended without [DONE]"),
+                         retryable=True)

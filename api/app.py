@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from fastapi import FastAPI
 
@@ -11,23 +12,27 @@ from api.body_limit import BodySizeLimit
 from api.errors import install_error_handlers
 from api.routes import admin, models, responses
 from api.service import ResponseService
+from api.stream import EventNotifier
 from core.settings import Settings
-from db.engine import create_engine, session_factory
+from db.engine import create_engine, database_url, session_factory
+from db.events import delete_expired_events
 from stack.temporal import connect_temporal
 
 log = logging.getLogger("agentrunner.api")
 
 
-async def _reconcile_forever(service: ResponseService, interval: float) -> None:
-    """Sweep open responses whose workflow ended without finalizing (terminated, timed out, never started)."""
+async def _sweep_forever(service: ResponseService, settings: Settings) -> None:
+    """Mark responses whose workflow ended without finalizing; drop event logs past their retention."""
     while True:
-        await asyncio.sleep(interval)
+        await asyncio.sleep(settings.reconcile_interval_seconds)
         try:
             fixed = await service.reconcile_stale()
             if fixed:
                 log.warning("reconciled %d responses left open by their workflows", fixed)
+            async with service.sessions() as s:
+                await delete_expired_events(s, timedelta(seconds=settings.event_retention_seconds))
         except Exception:
-            log.exception("reconcile sweep failed")
+            log.exception("sweep failed")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -40,14 +45,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         temporal = await connect_temporal(settings)
         sessions = session_factory(engine)
         service = ResponseService(sessions, temporal, settings)
+        notifier = EventNotifier(database_url(settings))
+        await notifier.start()
         app.state.settings, app.state.sessions, app.state.service = settings, sessions, service
-        sweeper = asyncio.create_task(_reconcile_forever(service, settings.reconcile_interval_seconds))
+        app.state.notifier = notifier
+        sweeper = asyncio.create_task(_sweep_forever(service, settings))
         try:
             yield
         finally:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+            await notifier.stop()
             await engine.dispose()
 
     app = FastAPI(title="agentrunner", version="0.1.0", lifespan=lifespan)

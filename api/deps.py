@@ -7,6 +7,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.service import ResponseService
+from api.stream import EventNotifier
 from core.errors import Forbidden, Unauthorized
 from core.settings import Settings
 from db.catalog import owner_for_key
@@ -20,6 +21,11 @@ def get_settings(request: Request) -> Settings:
 def get_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
     """The session factory owned by the lifespan."""
     return request.app.state.sessions
+
+
+def get_notifier(request: Request) -> EventNotifier:
+    """The LISTEN/NOTIFY fan-out owned by the lifespan."""
+    return request.app.state.notifier
 
 
 def get_service(request: Request) -> ResponseService:
@@ -57,5 +63,6 @@ def require_admin(request: Request, settings: Annotated[Settings, Depends(get_se
 Owner = Annotated[str, Depends(current_owner)]
 Service = Annotated[ResponseService, Depends(get_service)]
 Sessions = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessions)]
+Notifier = Annotated[EventNotifier, Depends(get_notifier)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 Admin = Depends(require_admin)

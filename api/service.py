@@ -20,9 +20,9 @@ from core.contracts import ResponseOutcome, ResponseWorkflowInput
 from core.errors import Conflict, InvalidRequest, NotFound, ServiceUnavailable, UpstreamError
 from core.ids import idempotent_response_id, new_id
 from core.settings import Settings
-from core.wire import CreateResponseRequest, normalize_input, parse_request
+from core.wire import CreateResponseRequest, mcp_allowed_tools, normalize_input, parse_request
 from db import responses as db
-from db.catalog import resolve_model, tools_by_name
+from db.catalog import list_tools, resolve_model, tools_by_name
 from db.tables import TERMINAL_STATUSES, Response
 
 log = logging.getLogger("agentrunner.api")
@@ -93,20 +93,49 @@ class ResponseService:
                 raise Conflict(f"Previous response '{prev.id}' is still {prev.status}.",
                                param="previous_response_id")
         items = await self._resolve_references(s, owner_id, normalize_input(req.input))
-        registered = await tools_by_name(s, [t["name"] for t in req.tools])
-        tools = []
-        for t in req.tools:
-            reg = registered.get(t["name"])
-            if reg is not None:
-                t = {**t, "description": t.get("description") or reg.description,
-                     "parameters": t.get("parameters") or reg.parameters}
-            tools.append(t)
-        request = req.model_dump(mode="json", exclude={"input", "stream"})
-        request |= {"tools": tools, "_server_tools": sorted(registered)}
+        model_tools, server_tools = await self._model_tools(s, req)
+        request = req.model_dump(mode="json", exclude={"input"})
+        request |= {"_model_tools": model_tools, "_server_tools": server_tools}
         row = Response(id=response_id, owner_id=owner_id, status="queued", model=req.model, request=request,
                        previous_response_id=req.previous_response_id, idempotency_key=idempotency_key,
                        request_hash=request_hash)
         return row, items, True
+
+    @staticmethod
+    async def _model_tools(s: AsyncSession, req: CreateResponseRequest) -> tuple[list[dict[str, Any]], list[str]]:
+        """The function tools the model is offered, and which of them the server runs.
+
+        A function tool named like a registered tool runs server-side (its registered schema fills in what the
+        request left out); an `mcp` entry with server_label "agentrunner" offers the registered tools it allows.
+        """
+        functions = [t for t in req.tools if t["type"] == "function"]
+        registered = await tools_by_name(s, [t["name"] for t in functions])
+        offered = []
+        for t in functions:
+            reg = registered.get(t["name"])
+            if reg is not None:
+                t = {**t, "description": t.get("description") or reg.description,
+                     "parameters": t.get("parameters") or reg.parameters}
+            offered.append(t)
+        for i, entry in enumerate(req.tools):
+            if entry["type"] != "mcp":
+                continue
+            allowed = mcp_allowed_tools(entry)
+            every = {t.name: t for t in await list_tools(s)}
+            missing = sorted(set(allowed or ()) - set(every))
+            if missing:
+                raise InvalidRequest(f"No registered tools named {missing}.", param=f"tools[{i}].allowed_tools",
+                                     code="tool_not_found")
+            for name in allowed if allowed is not None else sorted(every):
+                if all(t["name"] != name for t in offered):
+                    reg = every[name]
+                    offered.append({"type": "function", "name": name, "description": reg.description,
+                                    "parameters": reg.parameters})
+                registered[name] = every[name]
+        if isinstance(req.tool_choice, dict) and all(t["name"] != req.tool_choice["name"] for t in offered):
+            raise InvalidRequest(f"tool_choice names {req.tool_choice['name']!r}, which is not among the tools.",
+                                 param="tool_choice", code="invalid_value")
+        return offered, sorted(registered)
 
     @staticmethod
     def _same_request(existing: Response, request_hash: str) -> Response:

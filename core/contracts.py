@@ -32,9 +32,10 @@ class ResponseWorkflowInput(BaseModel):
 class ToolCallRef(BaseModel):
     """A tool call the model asked for; `server_side` when a registered tool runs it."""
 
-    call_id: str
+    call_id: str  # the function_call's call_id, or the mcp_call item's id for a server-side call
     name: str
     server_side: bool
+    output_index: int = 0
 
 
 class ModelCallInput(BaseModel):
@@ -43,6 +44,7 @@ class ModelCallInput(BaseModel):
     response_id: str
     seq: int
     turn: int
+    output_index: int = 0  # where this step's first output item goes in the response's output
 
 
 class ModelTurn(BaseModel):
@@ -51,6 +53,7 @@ class ModelTurn(BaseModel):
     seq: int
     tool_calls: list[ToolCallRef] = []
     finish_reason: str | None = None
+    output_items: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     cached_tokens: int = 0
@@ -64,6 +67,7 @@ class ToolCallInput(BaseModel):
     seq: int
     call_id: str
     name: str
+    output_index: int = 0
 
 
 class ToolResult(BaseModel):

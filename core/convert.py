@@ -19,25 +19,49 @@ def _content_to_chat(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
     return out
 
 
+SERVER_LABEL = "agentrunner"
+
+
+def _is_call(item: dict[str, Any]) -> bool:
+    return item.get("type") in ("function_call", "mcp_call")
+
+
+def _same_turn(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return _is_call(a) and _is_call(b) and a.get("_turn") == b.get("_turn")
+
+
 def items_to_messages(instructions: str | None, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The chat messages an upstream sees for this context."""
+    """The chat messages an upstream sees for this context.
+
+    Consecutive calls (client-side `function_call`, server-side `mcp_call`) of one model turn form one
+    assistant message, as the model produced them; a server-side call's result follows that message as a tool
+    message. Stored outputs name their turn in `_turn`; re-sent input items have none, so adjacency decides.
+    """
     messages: list[dict[str, Any]] = []
     if instructions:
         messages.append({"role": "system", "content": instructions})
-    for item in items:
+    server_results: list[dict[str, Any]] = []
+    for i, item in enumerate(items):
         kind = item.get("type")
         if kind == "message":
+            if item.get("status") == "incomplete" and item["role"] == "assistant":
+                continue  # a streamed answer cut short by a retry; its replacement follows
             role = "system" if item["role"] == "developer" else item["role"]
             messages.append({"role": role, "content": _content_to_chat(item["content"])})
-        elif kind == "function_call":
-            call = {"id": item["call_id"], "type": "function",
+        elif _is_call(item):
+            call_id = item["call_id"] if kind == "function_call" else item["id"]
+            call = {"id": call_id, "type": "function",
                     "function": {"name": item["name"], "arguments": item["arguments"]}}
-            last = messages[-1] if messages else None
-            # Calls of one turn travel together in one assistant message, as chat APIs expect.
-            if last is not None and last["role"] == "assistant" and "tool_calls" in last:
-                last["tool_calls"].append(call)
+            if i > 0 and _same_turn(items[i - 1], item):
+                messages[-1]["tool_calls"].append(call)
             else:
                 messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+            if kind == "mcp_call":
+                result = item.get("output") if item.get("error") is None else json.dumps({"error": item["error"]})
+                server_results.append({"role": "tool", "tool_call_id": call_id, "content": result or ""})
+            if i + 1 == len(items) or not _same_turn(item, items[i + 1]):
+                messages += server_results
+                server_results = []
         elif kind == "function_call_output":
             messages.append({"role": "tool", "tool_call_id": item["call_id"], "content": item["output"]})
     return messages
@@ -64,8 +88,13 @@ def tool_choice_to_chat(choice: str | dict[str, Any]) -> str | dict[str, Any]:
     return choice
 
 
-def completion_to_items(message: dict[str, Any]) -> list[dict[str, Any]]:
-    """Output items for one chat completion message: an assistant message, then function calls."""
+def completion_to_items(message: dict[str, Any], server_tools: set[str] | frozenset[str] = frozenset()
+                        ) -> list[dict[str, Any]]:
+    """Output items for one chat completion message: an assistant message, then its calls.
+
+    A call of a registered (server-side) tool is an `mcp_call`, which clients treat as executed by the server;
+    any other call is a `function_call` for the client to run.
+    """
     items: list[dict[str, Any]] = []
     text = message.get("content")
     if isinstance(text, list):
@@ -78,6 +107,11 @@ def completion_to_items(message: dict[str, Any]) -> list[dict[str, Any]]:
         args = fn.get("arguments")
         if not isinstance(args, str):
             args = json.dumps(args or {})
-        items.append({"id": new_id("fc"), "type": "function_call", "call_id": call.get("id") or new_id("call"),
-                      "name": fn.get("name", ""), "arguments": args, "status": "completed"})
+        name = fn.get("name", "")
+        if name in server_tools:
+            items.append({"id": new_id("mcp"), "type": "mcp_call", "server_label": SERVER_LABEL, "name": name,
+                          "arguments": args, "output": None, "error": None, "status": "in_progress"})
+        else:
+            items.append({"id": new_id("fc"), "type": "function_call", "call_id": call.get("id") or new_id("call"),
+                          "name": name, "arguments": args, "status": "completed"})
     return items

@@ -4,6 +4,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from core.convert import SERVER_LABEL
 from core.errors import InvalidRequest
 from core.ids import new_id
 
@@ -72,20 +73,39 @@ def parse_request(body: Any) -> CreateResponseRequest:
         raise InvalidRequest(f"Invalid value for '{param}': {err['msg']}.", param=param,
                              code="invalid_value") from None
     for i, tool in enumerate(req.tools):
-        if tool.get("type") != "function":
+        if tool.get("type") == "function":
+            if not isinstance(tool.get("name"), str) or not tool["name"]:
+                raise InvalidRequest("Function tools need a 'name'.", param=f"tools[{i}].name",
+                                     code="missing_required_parameter")
+        elif tool.get("type") == "mcp":
+            _check_mcp_tool(tool, f"tools[{i}]")
+        else:
             raise InvalidRequest(
-                f"Unsupported tool type {tool.get('type')!r}; only 'function' tools are supported.",
-                param=f"tools[{i}].type", code="unsupported_value")
-        if not isinstance(tool.get("name"), str) or not tool["name"]:
-            raise InvalidRequest("Function tools need a 'name'.", param=f"tools[{i}].name",
-                                 code="missing_required_parameter")
-    if isinstance(req.tool_choice, dict) and req.tool_choice["name"] not in {t["name"] for t in req.tools}:
-        raise InvalidRequest(f"tool_choice names {req.tool_choice['name']!r}, which is not in 'tools'.",
-                             param="tool_choice", code="invalid_value")
-    if req.stream:
-        raise InvalidRequest("Streaming is not supported yet; send stream=false.", param="stream",
-                             code="unsupported_value")
+                f"Unsupported tool type {tool.get('type')!r}; 'function' and 'mcp' (server_label "
+                f"'{SERVER_LABEL}') are supported.", param=f"tools[{i}].type", code="unsupported_value")
     return req
+
+
+def _check_mcp_tool(tool: dict[str, Any], param: str) -> None:
+    if tool.get("server_label") != SERVER_LABEL:
+        raise InvalidRequest(f"Only server_label '{SERVER_LABEL}' (the server's registered tools) is supported.",
+                             param=f"{param}.server_label", code="unsupported_value")
+    if tool.get("require_approval") not in (None, "never"):
+        raise InvalidRequest("Tool approval is not supported; use require_approval 'never'.",
+                             param=f"{param}.require_approval", code="unsupported_value")
+    if mcp_allowed_tools(tool) is None and tool.get("allowed_tools") is not None:
+        raise InvalidRequest("allowed_tools must be a list of tool names or {\"tool_names\": [...]}.",
+                             param=f"{param}.allowed_tools", code="invalid_value")
+
+
+def mcp_allowed_tools(tool: dict[str, Any]) -> list[str] | None:
+    """The tool names an `mcp` tool entry allows, or None for all of them."""
+    allowed = tool.get("allowed_tools")
+    if isinstance(allowed, dict):
+        allowed = allowed.get("tool_names")
+    if isinstance(allowed, list) and all(isinstance(n, str) for n in allowed):
+        return allowed
+    return None
 
 
 def _param_path(loc: tuple[Any, ...]) -> str:
@@ -151,6 +171,13 @@ def normalize_input(raw: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
             items.append({"id": item.get("id") or new_id("fco"), "type": "function_call_output",
                           "call_id": item["call_id"], "output": output,
                           "status": item.get("status", "completed")})
+        elif kind == "mcp_call":
+            for key in ("id", "name", "arguments"):
+                if not isinstance(item.get(key), str):
+                    raise InvalidRequest(f"mcp_call items need '{key}'.", param=f"{param}.{key}",
+                                         code="missing_required_parameter")
+            items.append({k: item.get(k) for k in ("id", "type", "server_label", "name", "arguments", "output",
+                                                   "error", "status")})
         elif kind == "item_reference":
             if not isinstance(item.get("id"), str):
                 raise InvalidRequest("item_reference needs an 'id'.", param=f"{param}.id",

@@ -8,6 +8,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from core.render import render_response
+from core.stream_events import TERMINAL_EVENT, lifecycle
+from db.events import append_events
 from db.tables import TERMINAL_STATUSES, Item, Response, Step
 
 OPEN_STATUSES = ("queued", "in_progress")
@@ -72,7 +75,10 @@ async def input_items_page(session: AsyncSession, response_id: str, *, after: st
 
 
 async def context_items(session: AsyncSession, response_id: str) -> list[dict[str, Any]]:
-    """Everything the model sees: the previous_response_id chain's inputs and outputs, then this one's."""
+    """Everything the model sees: the previous_response_id chain's inputs and outputs, then this one's.
+
+    Output items carry `_turn` (which model call produced them), so calls of different turns stay apart.
+    """
     rows = await session.execute(text("""
         WITH RECURSIVE chain(id, prev, depth) AS (
             SELECT id, previous_response_id, 0 FROM responses WHERE id = :id
@@ -80,15 +86,21 @@ async def context_items(session: AsyncSession, response_id: str) -> list[dict[st
             SELECT r.id, r.previous_response_id, c.depth + 1
             FROM responses r JOIN chain c ON r.id = c.prev WHERE c.depth < 10000
         )
-        SELECT i.data FROM items i JOIN chain c ON i.response_id = c.id
+        SELECT i.data, i.direction, i.position / :stride AS step, c.depth
+        FROM items i JOIN chain c ON i.response_id = c.id
         ORDER BY c.depth DESC, i.direction, i.position
-    """), {"id": response_id})
-    return [r[0] for r in rows]
+    """), {"id": response_id, "stride": STEP_STRIDE})
+    return [{**data, "_turn": f"{depth}/{step}"} if direction == "output" else data
+            for data, direction, step, depth in rows]
 
 
 async def set_status(session: AsyncSession, response_id: str, status: str, *, only_from: tuple[str, ...],
                      error: dict[str, Any] | None = None, incomplete_reason: str | None = None) -> bool:
-    """Move a response to `status` if it is in one of `only_from`; True when it moved."""
+    """Move a response to `status` if it is in one of `only_from`; True when it moved.
+
+    A streamed response also gets its lifecycle events here, in the same transaction: created and
+    in_progress when it starts, the terminal event when it ends, whoever moved it (workflow, cancel, sweep).
+    """
     values: dict[str, Any] = {"status": status, "updated_at": func.now()}
     if status in TERMINAL_STATUSES:
         values |= {"completed_at": func.now(), "error": error, "incomplete_reason": incomplete_reason}
@@ -96,6 +108,15 @@ async def set_status(session: AsyncSession, response_id: str, status: str, *, on
         update(Response).where(col(Response.id) == response_id, col(Response.status).in_(only_from))
         .values(**values).returning(col(Response.id))
     )
+    if moved is not None:
+        row = await get_response(session, response_id)
+        if row is not None and row.request.get("stream"):
+            rendered = render_response(row, await output_items(session, response_id))
+            if status == "in_progress":
+                events = [lifecycle("response.created", rendered), lifecycle("response.in_progress", rendered)]
+            else:
+                events = [lifecycle(TERMINAL_EVENT[status], rendered)]
+            await append_events(session, response_id, events)
     await session.commit()
     return moved is not None
 
@@ -162,11 +183,14 @@ async def fail_step(session: AsyncSession, response_id: str, seq: int, error: st
 
 
 async def complete_step(session: AsyncSession, response_id: str, seq: int, *, items: list[dict[str, Any]],
-                        result: dict[str, Any], error: str | None = None,
-                        usage: dict[str, int] | None = None) -> None:
+                        result: dict[str, Any], error: str | None = None, usage: dict[str, int] | None = None,
+                        first_index: int = 0, events: list[dict[str, Any]] | None = None,
+                        replace: list[dict[str, Any]] | None = None) -> None:
     """Atomically store a step's output items, result and usage; skipped once the response ended.
 
     A tool that failed still completes its step (the model gets the error as output); `error` keeps it visible.
+    `first_index` skips items an earlier attempt already stored; `replace` rewrites stored output items (by id);
+    `events` are the step's closing stream events.
     """
     row = await lock_open_response(session, response_id)
     if row is None:
@@ -176,7 +200,12 @@ async def complete_step(session: AsyncSession, response_id: str, seq: int, *, it
     if step is None or step.state == "completed":
         await session.rollback()
         return
-    add_items(session, response_id, row.owner_id, "output", items, seq * STEP_STRIDE)
+    add_items(session, response_id, row.owner_id, "output", items, seq * STEP_STRIDE + first_index)
+    for data in replace or []:
+        await session.execute(update(Item).where(col(Item.response_id) == response_id, col(Item.direction) == "output",
+                                                 col(Item.id) == data["id"]).values(data=data))
+    if events and row.request.get("stream"):
+        await append_events(session, response_id, events, step_seq=seq)
     step.state, step.result, step.error, step.finished_at = "completed", result, error, func.now()  # type: ignore[assignment]
     if usage:
         row.input_tokens += usage.get("input_tokens", 0)

@@ -72,6 +72,7 @@ class Response(SQLModel, table=True):
     output_tokens: int = 0
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+    event_seq: int = 0
 
 
 class Item(SQLModel, table=True):
@@ -97,6 +98,16 @@ class Step(SQLModel, table=True):
     finished_at: datetime | None = _ts()
     error: str | None = None
     result: dict[str, Any] | None = _json()
+
+
+class ResponseEvent(SQLModel, table=True):
+    __tablename__ = "response_events"
+    response_id: str = Field(primary_key=True, foreign_key="responses.id")
+    seq: int = Field(primary_key=True)
+    step_seq: int | None = None
+    type: str
+    event: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    created_at: datetime = _now()
 
 
 TERMINAL_STATUSES = ("completed", "failed", "cancelled", "incomplete")

@@ -2,14 +2,16 @@
 
 import asyncio
 import json
+import re
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 
@@ -25,6 +27,12 @@ class Reply:
     delay: float = 0.0
     finish_reason: str | None = None
     usage: tuple[int, int] = (10, 5)
+    token_delay: float = 0.0  # streaming: pause before each token
+    drop_after: int | None = None  # streaming: cut the connection after this many tokens
+
+    def tokens(self) -> list[str]:
+        """The text as streamed, one word (with its following space) per chunk."""
+        return re.findall(r"\S+\s*|\s+", self.text or "")
 
 
 @dataclass
@@ -39,6 +47,7 @@ class Script:
     per_turn: bool = False
     requests: list[dict[str, Any]] = field(default_factory=list)
     aborted: int = 0
+    token_times: list[float] = field(default_factory=list)  # monotonic time each streamed token was sent
 
     def reply_for(self, body: dict[str, Any]) -> Reply:
         """The reply to this request."""
@@ -119,6 +128,8 @@ class ScriptedUpstream:
         if reply.status != 200:
             return JSONResponse(reply.error_body or {"error": {"message": "scripted failure"}},
                                 status_code=reply.status, headers=reply.headers)
+        if body.get("stream"):
+            return StreamingResponse(self._chunks(script, reply, body["model"]), media_type="text/event-stream")
         message: dict[str, Any] = {"role": "assistant", "content": reply.text}
         if reply.tool_calls:
             message["tool_calls"] = [
@@ -131,6 +142,36 @@ class ScriptedUpstream:
             "model": body["model"], "choices": [{"index": 0, "message": message, "finish_reason": finish}],
             "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
         })
+
+    async def _chunks(self, script: Script, reply: Reply, model: str) -> AsyncIterator[bytes]:
+        base = {"id": f"chatcmpl-{uuid.uuid4().hex[:8]}", "object": "chat.completion.chunk", "model": model,
+                "created": int(time.time())}
+
+        def frame(choices: list[dict[str, Any]], **extra: Any) -> bytes:
+            return f"data: {json.dumps({**base, 'choices': choices, **extra})}\n\n".encode()
+
+        yield frame([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+        for n, token in enumerate(reply.tokens()):
+            if reply.drop_after is not None and n >= reply.drop_after:
+                raise ConnectionAbortedError("scripted mid-stream disconnect")
+            if reply.token_delay:
+                await asyncio.sleep(reply.token_delay)
+            script.token_times.append(time.monotonic())
+            yield frame([{"index": 0, "delta": {"content": token}, "finish_reason": None}])
+        for i, (name, args) in enumerate(reply.tool_calls):
+            call = {"index": i, "id": f"call_{uuid.uuid4().hex[:12]}", "type": "function",
+                    "function": {"name": name, "arguments": ""}}
+            yield frame([{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}])
+            text = json.dumps(args)
+            for part in (text[: len(text) // 2], text[len(text) // 2 :]):
+                yield frame([{"index": 0, "delta": {"tool_calls": [{"index": i, "function": {"arguments": part}}]},
+                              "finish_reason": None}])
+        finish = reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
+        yield frame([{"index": 0, "delta": {}, "finish_reason": finish}])
+        prompt, completion = reply.usage
+        yield frame([], usage={"prompt_tokens": prompt, "completion_tokens": completion,
+                               "total_tokens": prompt + completion})
+        yield b"data: [DONE]\n\n"
 
     async def _tool(self, request: Request) -> Response:
         name = request.path_params["name"]

@@ -1,6 +1,7 @@
 """Crash tests with real processes: SIGKILL a worker mid-loop, restart the API mid-response."""
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -80,13 +81,14 @@ async def test_worker_sigkill_mid_loop_then_new_worker_finishes(make_stack: Stac
                 return got if got["status"] not in ("queued", "in_progress") else None
 
             final = await eventually(finished, timeout=90, interval=0.2, what="completion after the crash")
-        assert final["id"] == body["id"] and final["status"] == "completed"
+        assert final["id"] == body["id"] and final["status"] == "completed", json.dumps(final)[:3000]
         assert text_of(final) == "all three done"
         for name in (t1, t2, t3):
             keys = [h.idempotency_key for h in stack.upstream.tool_hits[name]]
             assert len(keys) == 1, f"{name} hit {len(keys)} times"
         kinds = Counter(i["type"] for i in final["output"])
-        assert kinds == {"function_call": 3, "function_call_output": 3, "message": 1}
+        assert kinds == {"mcp_call": 3, "message": 1}
+        assert all(i["status"] == "completed" for i in final["output"])
         assert len({i["id"] for i in final["output"]}) == len(final["output"])
         assert len(script.requests) == 4, "only the interrupted model call is repeated"
         steps = (await stack.call("GET", f"/v1/responses/{body['id']}/steps", key)).json()["data"]
@@ -134,3 +136,34 @@ async def test_api_restart_while_background_response_runs(stack: Stack, tmp_path
         final = await eventually(done, timeout=60, what="completion after API restart")
     assert text_of(final) == "survived the API restart"
     assert len(stack.upstream.scripts[model].requests) == 1
+
+
+async def test_worker_sigkill_mid_stream_then_stream_completes(make_stack: StackFactory, tmp_path: Path) -> None:
+    from tests.streaming_helpers import assert_well_formed, sse_events, streamed_text
+
+    text = " ".join(f"token{i}" for i in range(40))
+    async with make_stack(in_process_worker=False) as stack:
+        model = await stack.model(Reply(text=text, token_delay=0.1), per_turn=True)
+        key = await stack.new_key()
+        script = stack.upstream.scripts[model]
+        events: list[dict[str, Any]] = []
+        with process(["-m", "worker"], _env(stack), tmp_path / "worker1.log") as first:
+            async with stack.http.stream("POST", stack.url + "/v1/responses", json={
+                    "model": model, "input": "go", "stream": True}, headers={"Authorization": f"Bearer {key}"}) as r:
+                stream = sse_events(r)
+                async for event in stream:
+                    events.append(event)
+                    if streamed_text(events).count("token") >= 8:
+                        break
+                first.send_signal(signal.SIGKILL)
+                first.wait(timeout=10)
+                with process(["-m", "worker"], _env(stack), tmp_path / "worker2.log"):
+                    async for event in stream:  # the same connection goes on
+                        events.append(event)
+        assert_well_formed(events)
+        assert events[-1]["type"] == "response.completed"
+        assert streamed_text(events) == text
+        assert len(script.requests) == 2, "the interrupted model call ran again on the new worker"
+        assert len({e["item"]["id"] for e in events if e["type"] == "response.output_item.added"}) == 1
+        final = events[-1]["response"]
+        assert final["output"][0]["content"][0]["text"] == text

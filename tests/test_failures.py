@@ -86,9 +86,11 @@ async def test_failing_and_slow_tools_give_the_model_an_error_result(stack: Stac
                         tools=[{"type": "function", "name": broken}, {"type": "function", "name": slow}])
     assert body["status"] == "completed" and text_of(body) == "coped"
     results = {m["tool_call_id"]: json.loads(m["content"]) for m in stack.upstream.scripts[model].tool_messages(1)}
-    calls = {i["name"]: i["call_id"] for i in body["output"] if i["type"] == "function_call"}
-    assert "HTTP 500" in results[calls[broken]]["error"]
-    assert "timed out" in results[calls[slow]]["error"]
+    calls = {i["name"]: i for i in body["output"] if i["type"] == "mcp_call"}
+    assert "HTTP 500" in results[calls[broken]["id"]]["error"]
+    assert "timed out" in results[calls[slow]["id"]]["error"]
+    assert calls[broken]["status"] == "failed" and "HTTP 500" in calls[broken]["error"]
+    assert calls[slow]["status"] == "failed" and calls[slow]["output"] is None
     steps = (await stack.call("GET", f"/v1/responses/{body['id']}/steps", key)).json()["data"]
     assert all(s["state"] == "completed" for s in steps)
     assert sum(1 for s in steps if s["error"]) == 2

@@ -49,8 +49,7 @@ async def test_parallel_server_tools_then_answer(stack: Stack) -> None:
     body = await create(stack, key, model=model, input="go",
                         tools=[{"type": "function", "name": t1}, {"type": "function", "name": t2}])
     assert body["status"] == "completed"
-    assert [i["type"] for i in body["output"]] == [
-        "function_call", "function_call", "function_call_output", "function_call_output", "message"]
+    assert [i["type"] for i in body["output"]] == ["mcp_call", "mcp_call", "message"]
     assert text_of(body) == "both done"
     assert body["usage"]["input_tokens"] == 20 and body["usage"]["output_tokens"] == 10
 
@@ -61,15 +60,21 @@ async def test_parallel_server_tools_then_answer(stack: Stack) -> None:
     a, b = ([datetime.fromisoformat(s[k]) for k in ("started_at", "finished_at")] for s in steps[1:3])
     assert a[0] < b[1] and b[0] < a[1], "tool calls of one turn must overlap in time"
 
-    calls = {i["name"]: i["call_id"] for i in body["output"] if i["type"] == "function_call"}
+    calls = {i["name"]: i for i in body["output"] if i["type"] == "mcp_call"}
     for name, args in ((t1, {"q": "a"}), (t2, {"q": "b"})):
         hits = stack.upstream.tool_hits[name]
         assert len(hits) == 1
-        assert hits[0].idempotency_key == f"{body['id']}/{calls[name]}"
+        assert hits[0].idempotency_key == f"{body['id']}/{calls[name]['id']}"
         assert hits[0].arguments == args
+        item = calls[name]
+        assert item["status"] == "completed" and item["server_label"] == "agentrunner" and item["error"] is None
+        assert json.loads(item["arguments"]) == args and json.loads(item["output"])["tool"] == name
     seen = stack.upstream.scripts[model].tool_messages(1)
-    assert {m["tool_call_id"] for m in seen} == set(calls.values())
+    assert {m["tool_call_id"] for m in seen} == {c["id"] for c in calls.values()}
     assert all(json.loads(m["content"])["tool"] in (t1, t2) for m in seen)
+    # One assistant message carried both calls, as the model produced them.
+    assistant = [m for m in stack.upstream.scripts[model].requests[1]["messages"] if m["role"] == "assistant"]
+    assert len(assistant) == 1 and len(assistant[0]["tool_calls"]) == 2
 
 
 async def _client_tool_first_turn(stack: Stack, key: str, model: str) -> dict[str, Any]:
@@ -129,15 +134,40 @@ async def test_client_side_tool_with_item_reference(stack: Stack) -> None:
 
 async def test_mixed_turn_runs_server_tools_then_returns_client_calls(stack: Stack) -> None:
     server_tool = await stack.tool()
-    model = await stack.model(Reply(tool_calls=[(server_tool, {"q": "x"}), ("get_weather", {"city": "Rome"})]))
+    model = await stack.model(Reply(tool_calls=[(server_tool, {"q": "x"}), ("get_weather", {"city": "Rome"})]),
+                              Reply(text="done"))
     key = await stack.new_key()
     body = await create(stack, key, model=model, input="both",
                         tools=[{"type": "function", "name": server_tool}, WEATHER_TOOL])
     assert body["status"] == "completed"
-    assert [i["type"] for i in body["output"]] == ["function_call", "function_call", "function_call_output"]
-    assert body["output"][2]["call_id"] == body["output"][0]["call_id"]
+    assert [i["type"] for i in body["output"]] == ["mcp_call", "function_call"]
+    assert body["output"][0]["status"] == "completed" and body["output"][1]["name"] == "get_weather"
     assert len(stack.upstream.tool_hits[server_tool]) == 1
-    assert len(stack.upstream.scripts[model].requests) == 1
+    assert len(stack.upstream.scripts[model].requests) == 1, "client-side calls end the response"
+    # The client answers its call; the model then sees both results after the one assistant turn.
+    follow = await create(stack, key, model=model, previous_response_id=body["id"], tools=[WEATHER_TOOL],
+                          input=[{"type": "function_call_output", "call_id": body["output"][1]["call_id"],
+                                  "output": "rainy"}])
+    assert follow["status"] == "completed"
+    messages = stack.upstream.scripts[model].requests[1]["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "tool"]
+    assert len(messages[1]["tool_calls"]) == 2 and messages[3]["content"] == "rainy"
+
+
+async def test_mcp_entry_offers_registered_tools(stack: Stack) -> None:
+    wanted, other = await stack.tool(), await stack.tool()
+    model = await stack.model(Reply(tool_calls=[(wanted, {"q": "x"})]), Reply(text="used it"))
+    key = await stack.new_key()
+    entry = {"type": "mcp", "server_label": "agentrunner", "allowed_tools": [wanted], "require_approval": "never"}
+    body = await create(stack, key, model=model, input="go", tools=[entry])
+    assert text_of(body) == "used it" and body["output"][0]["type"] == "mcp_call"
+    assert body["tools"] == [entry]
+    offered = [t["function"]["name"] for t in stack.upstream.scripts[model].requests[0]["tools"]]
+    assert offered == [wanted] and other not in offered
+    everything = await stack.model(Reply(text="ok"))
+    await create(stack, key, model=everything, input="go", tools=[{"type": "mcp", "server_label": "agentrunner"}])
+    offered = {t["function"]["name"] for t in stack.upstream.scripts[everything].requests[0]["tools"]}
+    assert {wanted, other} <= offered
 
 
 async def test_background_is_queued_then_completes(stack: Stack) -> None:
@@ -247,7 +277,7 @@ async def test_builtin_scripted_model_runs_a_tool_loop_offline(stack: Stack) -> 
     key = await stack.new_key()
     body = await create(stack, key, model="agentrunner-scripted", input="Oslo",
                         tools=[{"type": "function", "name": tool}])
-    assert [i["type"] for i in body["output"]] == ["function_call", "function_call_output", "message"]
+    assert [i["type"] for i in body["output"]] == ["mcp_call", "message"]
     assert stack.upstream.tool_hits[tool][0].arguments == {"city": "Oslo"}
     assert "Oslo" in text_of(body)
     plain = await create(stack, key, model="agentrunner-scripted", input="hello")

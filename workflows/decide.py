@@ -40,6 +40,11 @@ class LoopState:
     tool_results: list[ToolResult] = field(default_factory=list)
 
     @property
+    def output_count(self) -> int:
+        """How many output items the response has so far (a tool result completes its call's item)."""
+        return sum(t.output_items for t in self.turns)
+
+    @property
     def next_seq(self) -> int:
         """The sequence number of the next step."""
         return 1 + len(self.turns) + len(self.tool_results)

@@ -21,7 +21,6 @@ with workflow.unsafe.imports_passed_through():
         StepPolicy,
         TerminalStatus,
         ToolCallInput,
-        ToolCallRef,
         ToolResult,
         UpstreamFailure,
     )
@@ -80,31 +79,34 @@ class ResponseWorkflow:
             if isinstance(decision, Finish):
                 return decision.status, decision.incomplete_reason
             if isinstance(decision, CallModel):
-                turn = len(state.turns) + 1
-                state.turns.append(await self._call_model(inp, state.next_seq, turn))
+                call = ModelCallInput(response_id=inp.response_id, seq=state.next_seq, turn=len(state.turns) + 1,
+                                      output_index=state.output_count)
+                state.turns.append(await self._call_model(inp, call))
             elif isinstance(decision, RunTools):
-                first = state.next_seq
-                results = await asyncio.gather(
-                    *(self._call_tool(inp, first + i, call) for i, call in enumerate(decision.calls)))
+                seq = state.next_seq
+                results = await asyncio.gather(*(
+                    self._call_tool(inp, ToolCallInput(response_id=inp.response_id, seq=seq + i, call_id=c.call_id,
+                                                       name=c.name, output_index=c.output_index))
+                    for i, c in enumerate(decision.calls)))
                 state.tool_results.extend(results)
 
-    async def _call_model(self, inp: ResponseWorkflowInput, seq: int, turn: int) -> ModelTurn:
+    async def _call_model(self, inp: ResponseWorkflowInput, call: ModelCallInput) -> ModelTurn:
         p = inp.policy
         return await workflow.execute_activity_method(
             ModelCallActivity.call_model,
-            ModelCallInput(response_id=inp.response_id, seq=seq, turn=turn),
+            call,
             start_to_close_timeout=timedelta(seconds=p.model_call_timeout_seconds),
             schedule_to_close_timeout=timedelta(seconds=p.model_call_timeout_seconds * 2),
             heartbeat_timeout=timedelta(seconds=p.heartbeat_timeout_seconds),
             retry_policy=_retry(p, p.model_max_attempts),
-            summary=f"model call {turn} · {inp.model}",
+            summary=f"model call {call.turn} · {inp.model}",
         )
 
-    async def _call_tool(self, inp: ResponseWorkflowInput, seq: int, call: ToolCallRef) -> ToolResult:
+    async def _call_tool(self, inp: ResponseWorkflowInput, call: ToolCallInput) -> ToolResult:
         p = inp.policy
         return await workflow.execute_activity_method(
             ToolCallActivity.call_tool,
-            ToolCallInput(response_id=inp.response_id, seq=seq, call_id=call.call_id, name=call.name),
+            call,
             start_to_close_timeout=timedelta(seconds=p.tool_call_timeout_seconds),
             heartbeat_timeout=timedelta(seconds=p.heartbeat_timeout_seconds),
             retry_policy=_retry(p, p.tool_max_attempts),

@@ -4,10 +4,12 @@ import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
 
-from api.deps import Owner, Service, Sessions
-from api.render import render_response
+from api.deps import Notifier, Owner, Service, Sessions
+from api.stream import relay
 from core.errors import InvalidRequest
+from core.render import render_response
 from db import responses as db
 from db.tables import Response
 
@@ -19,25 +21,43 @@ async def _render(sessions: Sessions, row: Response) -> dict[str, Any]:
         return render_response(row, await db.output_items(s, row.id))
 
 
-@router.post("")
-async def create_response(request: Request, owner: Owner, service: Service, sessions: Sessions,
-                          idempotency_key: Annotated[str | None, Header()] = None) -> dict[str, Any]:
-    """Start a response; blocking unless `background: true`."""
+def _sse(sessions: Sessions, notifier: Notifier, response_id: str, after: int) -> StreamingResponse:
+    return StreamingResponse(relay(sessions, notifier, response_id, after), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@router.post("", response_model=None)
+async def create_response(
+    request: Request, owner: Owner, service: Service, sessions: Sessions, notifier: Notifier,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> dict[str, Any] | StreamingResponse:
+    """Start a response: blocking, `background: true` (answer at once), or `stream: true` (SSE)."""
     raw = await request.body()
     try:
         body = json.loads(raw)
     except ValueError:
         raise InvalidRequest("We could not parse the JSON body of your request.", code="invalid_json") from None
     row = await service.create(owner, body, idempotency_key)
+    if row.request.get("stream"):
+        # The stream is the durable log: a client that disconnects can resume with GET ?stream=true.
+        return _sse(sessions, notifier, row.id, -1)
     if not row.request.get("background"):
         row = await service.wait(row)
     return await _render(sessions, row)
 
 
-@router.get("/{response_id}")
-async def get_response(response_id: str, owner: Owner, service: Service, sessions: Sessions) -> dict[str, Any]:
-    """Retrieve a response."""
-    return await _render(sessions, await service.get(owner, response_id))
+@router.get("/{response_id}", response_model=None)
+async def get_response(response_id: str, owner: Owner, service: Service, sessions: Sessions, notifier: Notifier,
+                       stream: bool = False, starting_after: Annotated[int, Query(ge=-1)] = -1,
+                       ) -> dict[str, Any] | StreamingResponse:
+    """Retrieve a response; with `stream=true`, replay its event log from `starting_after` and follow it."""
+    row = await service.get(owner, response_id)
+    if not stream:
+        return await _render(sessions, row)
+    if not row.request.get("stream"):
+        raise InvalidRequest("This response was not created with stream=true; it has no event log.",
+                             param="stream", code="not_streamed")
+    return _sse(sessions, notifier, response_id, starting_after)
 
 
 @router.delete("/{response_id}")

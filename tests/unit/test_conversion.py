@@ -55,9 +55,6 @@ def test_parse_request_names_the_param() -> None:
     with pytest.raises(InvalidRequest) as err:
         parse_request({"model": "m", "input": "x", "top_p": 3})
     assert err.value.param == "top_p"
-    with pytest.raises(InvalidRequest) as err:
-        parse_request({"model": "m", "input": "x", "tool_choice": {"type": "function", "name": "nope"}})
-    assert err.value.param == "tool_choice"
     assert parse_request({"model": "m", "input": "x", "extra": True}).model == "m"
 
 
@@ -79,3 +76,15 @@ def test_scripted_model_calls_tool_then_answers() -> None:
                {"role": "tool", "tool_call_id": "call_x", "content": "sunny"}]
     second = scripted_completion(history, tools, "call_y")["choices"][0]
     assert second["finish_reason"] == "stop" and "sunny" in second["message"]["content"]
+
+
+def test_server_side_calls_of_different_turns_stay_apart() -> None:
+    def mcp(i: int, turn: str) -> dict[str, object]:
+        return {"id": f"mcp_{i}", "type": "mcp_call", "name": "t", "arguments": "{}", "output": f"r{i}",
+                "error": None, "_turn": turn}
+
+    messages = items_to_messages(None, [{"type": "message", "role": "user", "content": [
+        {"type": "input_text", "text": "go"}]}, mcp(1, "0/1"), mcp(2, "0/1"), mcp(3, "0/4")])
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "tool", "assistant", "tool"]
+    assert [c["id"] for c in messages[1]["tool_calls"]] == ["mcp_1", "mcp_2"]
+    assert messages[5] == {"role": "tool", "tool_call_id": "mcp_3", "content": "r3"}

@@ -1,17 +1,20 @@
 """The Response object as clients read it (WIRE.md)."""
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from db.tables import Response
+if TYPE_CHECKING:
+    from db.tables import Response
 
 
 def _echo_tool(tool: dict[str, Any]) -> dict[str, Any]:
+    if tool["type"] != "function":
+        return tool
     return {"type": "function", "name": tool["name"], "description": tool.get("description"),
             "parameters": tool.get("parameters") or {"type": "object", "properties": {}},
             "strict": bool(tool.get("strict", False))}
 
 
-def render_response(row: Response, output: list[dict[str, Any]]) -> dict[str, Any]:
+def render_response(row: "Response", output: list[dict[str, Any]]) -> dict[str, Any]:
     """The full Response object, with effective values instead of nulls where clients expect them."""
     req = row.request
     error = None

@@ -1,0 +1,116 @@
+"""Streams one model step's assistant text into the event log, coalesced, and safe to retry."""
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.ids import new_id
+from core.stream_events import (
+    OpenText,
+    PriorStep,
+    TextReconciler,
+    message_closed,
+    message_item,
+    message_opened,
+    text_delta,
+)
+from db import responses as db
+from db.events import append_events
+
+
+class MessageStream:
+    """Turns upstream text deltas into output_text events for one step (see core.stream_events)."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], response_id: str, step_seq: int,
+                 first_index: int, prior: PriorStep, coalesce_seconds: float) -> None:
+        self.sessions, self.response_id, self.step_seq = sessions, response_id, step_seq
+        self.stored_partials = prior.closed  # items closed as incomplete, already stored for this step
+        self.current: OpenText | None = prior.open
+        self.next_index = first_index + prior.closed + (1 if prior.open else 0)
+        self.reconciler = TextReconciler(prior.open)
+        self.pending = ""
+        self.coalesce = coalesce_seconds
+        self.last_flush = 0.0
+        self.lock = asyncio.Lock()
+        self.ticker: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> "MessageStream":
+        self.ticker = asyncio.create_task(self._tick())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.ticker is not None:
+            # Under the lock: cancelling the ticker in the middle of a flush would drop the text it took.
+            async with self.lock:
+                self.ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.ticker
+
+    async def _tick(self) -> None:
+        # Deltas held back by coalescing still go out when the upstream pauses.
+        while True:
+            await asyncio.sleep(self.coalesce)
+            await self.flush()
+
+    async def text(self, delta: str) -> None:
+        """Take one upstream delta."""
+        send = self.reconciler.feed(delta)
+        if send is None:
+            await self._restart()
+        elif send:
+            self.pending += send
+            if time.monotonic() - self.last_flush >= self.coalesce:
+                await self.flush()
+
+    async def _restart(self) -> None:
+        """The attempt disagrees with what the client saw: close that item as incomplete, start anew."""
+        async with self.lock:
+            old, attempt = self.current, self.reconciler.attempt
+            assert old is not None
+            partial = message_item(old.item_id, old.sent, "incomplete")
+            async with self.sessions() as s:
+                row = await db.lock_open_response(s, self.response_id)
+                if row is None:
+                    return
+                db.add_items(s, self.response_id, row.owner_id, "output", [partial],
+                             self.step_seq * db.STEP_STRIDE + self.stored_partials)
+                await append_events(s, self.response_id, message_closed(old.item_id, old.output_index, old.sent,
+                                                                        "incomplete"), self.step_seq)
+                await s.commit()
+            self.stored_partials += 1
+            self.current = None
+            self.reconciler = TextReconciler(None)
+            self.pending = self.reconciler.feed(attempt) or ""
+
+    async def flush(self) -> None:
+        """Write pending text as one delta event (opening the message item first if needed)."""
+        async with self.lock:
+            # Taken before the write: deltas keep arriving while it is awaited.
+            chunk, self.pending = self.pending, ""
+            if not chunk:
+                return
+            events: list[dict[str, Any]] = []
+            if self.current is None:
+                self.current = OpenText(new_id("msg"), self.next_index)
+                self.next_index += 1
+                events += message_opened(self.current.item_id, self.current.output_index)
+            events.append(text_delta(self.current.item_id, self.current.output_index, chunk))
+            self.last_flush = time.monotonic()
+            async with self.sessions() as s:
+                await append_events(s, self.response_id, events, self.step_seq)
+                await s.commit()
+            self.current.sent += chunk
+
+    async def finish(self, full_text: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+        """After the upstream finished: (message items, closing events, index after them)."""
+        if self.current is not None and not self.reconciler.agrees_at_end():
+            await self._restart()
+        await self.flush()
+        if self.current is None:
+            return [], [], self.next_index
+        cur = self.current
+        return ([message_item(cur.item_id, full_text, "completed")],
+                message_closed(cur.item_id, cur.output_index, full_text, "completed"), self.next_index)

@@ -1,0 +1,93 @@
+"""SSE relay of the durable event log, woken by PostgreSQL LISTEN/NOTIFY."""
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterator
+
+import psycopg
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.stream_events import TERMINAL_EVENT_TYPES
+from db import responses as db
+from db.events import CHANNEL, events_after
+from db.tables import TERMINAL_STATUSES
+
+log = logging.getLogger("agentrunner.api")
+
+
+class EventNotifier:
+    """One LISTEN connection for the process; wakes the relays of the responses that got new events."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Begin listening in the background."""
+        self.task = asyncio.create_task(self._listen_forever())
+
+    async def stop(self) -> None:
+        """Stop listening."""
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+    @contextlib.contextmanager
+    def subscribe(self, response_id: str) -> Iterator[asyncio.Event]:
+        """An event set whenever this response's log grows."""
+        wake = asyncio.Event()
+        self.waiters[response_id].add(wake)
+        try:
+            yield wake
+        finally:
+            self.waiters[response_id].discard(wake)
+            if not self.waiters[response_id]:
+                del self.waiters[response_id]
+
+    async def _listen_forever(self) -> None:
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    async for note in conn.notifies():
+                        for wake in self.waiters.get(note.payload, ()):
+                            wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Relays fall back to polling meanwhile; reconnect after a pause.
+                log.exception("LISTEN connection lost; reconnecting")
+                await asyncio.sleep(1.0)
+
+
+def sse(event: dict[str, object]) -> bytes:
+    """One server-sent event frame."""
+    return f"event: {event['type']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n".encode()
+
+
+async def relay(sessions: async_sessionmaker[AsyncSession], notifier: EventNotifier, response_id: str,
+                after: int, poll_seconds: float = 1.0) -> AsyncIterator[bytes]:
+    """Replay events after `after`, then follow the log live until the terminal event."""
+    with notifier.subscribe(response_id) as wake:
+        while True:
+            wake.clear()  # cleared before reading, so a NOTIFY during the read is not lost
+            async with sessions() as s:
+                events = await events_after(s, response_id, after)
+                row = None if events else await db.get_response(s, response_id)
+            for event in events:
+                yield sse(event)
+                after = event["sequence_number"]
+                if event["type"] in TERMINAL_EVENT_TYPES:
+                    return
+            if events:
+                continue
+            if row is None or row.status in TERMINAL_STATUSES:
+                return  # deleted meanwhile, or ended (its terminal event was already sent)
+            with contextlib.suppress(TimeoutError):
+                # NOTIFY wakes us at once; the timeout is only a fallback while LISTEN reconnects.
+                await asyncio.wait_for(wake.wait(), timeout=poll_seconds)
