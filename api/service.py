@@ -117,11 +117,11 @@ class ResponseService:
                 t = {**t, "description": t.get("description") or reg.description,
                      "parameters": t.get("parameters") or reg.parameters}
             offered.append(t)
+        every = {t.name: t for t in await list_tools(s)} if any(t["type"] == "mcp" for t in req.tools) else {}
         for i, entry in enumerate(req.tools):
             if entry["type"] != "mcp":
                 continue
             allowed = mcp_allowed_tools(entry)
-            every = {t.name: t for t in await list_tools(s)}
             missing = sorted(set(allowed or ()) - set(every))
             if missing:
                 raise InvalidRequest(f"No registered tools named {missing}.", param=f"tools[{i}].allowed_tools",

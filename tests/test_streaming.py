@@ -71,6 +71,12 @@ async def test_openai_sdk_raw_stream_and_helper(stack: Stack) -> None:
     retrieved = await client.responses.retrieve(final.id)
     assert retrieved.model_dump() == without_parsed(final.model_dump())
 
+    # The SDK's own resume: retrieve(stream=True, starting_after=N) continues exactly after N.
+    resumed = await client.responses.retrieve(events[-1].response.id, stream=True, starting_after=3)  # type: ignore[union-attr]
+    tail = [e async for e in resumed]
+    assert [e.sequence_number for e in tail] == list(range(4, len(events)))
+    assert [e.type for e in tail] == [e.type for e in events[4:]]
+
 
 async def test_multi_step_stream_with_server_tool(stack: Stack) -> None:
     tool = await stack.tool(ToolBehaviour(body='{"temp": 21}'))
