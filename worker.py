@@ -5,6 +5,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Sequence
+from datetime import timedelta
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -23,10 +24,9 @@ log = logging.getLogger("agentrunner.worker")
 
 
 def build_worker(client: Client, settings: Settings, sessions: async_sessionmaker[AsyncSession],
-                 http: httpx.AsyncClient,
-                 *, task_queue: str | None = None, max_concurrent_activities: int = 100,
+                 http: httpx.AsyncClient, *, task_queue: str | None = None, max_concurrent_activities: int = 100,
                  max_concurrent_workflow_tasks: int = 100) -> Worker:
-    """A worker serving the response workflow and its activities."""
+    """A worker serving the response workflow and its activities on one task queue."""
     model = ModelCallActivity(sessions, http, settings)
     tools = ToolCallActivity(sessions, http)
     state = ResponseStateActivities(sessions)
@@ -37,38 +37,48 @@ def build_worker(client: Client, settings: Settings, sessions: async_sessionmake
         activities=[model.call_model, tools.call_tool, state.mark_in_progress, state.finalize],
         max_concurrent_activities=max_concurrent_activities,
         max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
+        # On SIGTERM in-flight activities get this long to finish; what does not is retried on another worker.
+        graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_seconds),
     )
 
 
-async def run_worker(settings: Settings, *, task_queue: str | None = None, max_concurrent_activities: int = 100,
+async def run_worker(settings: Settings, *, task_queues: Sequence[str] = (), max_concurrent_activities: int = 100,
                      max_concurrent_workflow_tasks: int = 100) -> None:
-    """Run a worker until SIGINT/SIGTERM."""
+    """Poll the task queues until SIGINT/SIGTERM, then shut down gracefully."""
     client = await connect_temporal(settings)
     engine = create_engine(settings, pool_size=max(2, min(max_concurrent_activities, 20)))
+    queues = list(task_queues) or [settings.task_queue]
     # No transport retries: Temporal owns retries.
     async with httpx.AsyncClient(timeout=settings.upstream_timeout_seconds) as http:
-        worker = build_worker(client, settings, session_factory(engine), http, task_queue=task_queue,
-                              max_concurrent_activities=max_concurrent_activities,
-                              max_concurrent_workflow_tasks=max_concurrent_workflow_tasks)
+        workers = [build_worker(client, settings, session_factory(engine), http, task_queue=q,
+                                max_concurrent_activities=max_concurrent_activities,
+                                max_concurrent_workflow_tasks=max_concurrent_workflow_tasks) for q in queues]
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        async with worker:
-            log.info("worker polling task queue %s", task_queue or settings.task_queue)
-            await stop.wait()
+        runs = [asyncio.create_task(w.run()) for w in workers]
+        log.info("worker polling task queues %s", ", ".join(queues))
+        done, _ = await asyncio.wait([*runs, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+        log.info("shutting down: no new tasks; in-flight activities get %ss", settings.worker_shutdown_grace_seconds)
+        await asyncio.gather(*(w.shutdown() for w in workers))
+        for run in runs:
+            if run in done:
+                run.result()  # a worker that died on its own is an error
     await engine.dispose()
+    log.info("worker stopped")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """`python worker.py [--task-queue Q] [--max-concurrent-activities N] …`."""
+    """`python worker.py [--task-queue Q]… [--max-concurrent-activities N] …`."""
     parser = argparse.ArgumentParser(description="agentrunner worker")
-    parser.add_argument("--task-queue", default=None)
+    parser.add_argument("--task-queue", action="append", default=[],
+                        help="task queue to poll (repeat for several; default AGENTRUNNER_TASK_QUEUE)")
     parser.add_argument("--max-concurrent-activities", type=int, default=100)
     parser.add_argument("--max-concurrent-workflow-tasks", type=int, default=100)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(run_worker(Settings(), task_queue=args.task_queue,
+    asyncio.run(run_worker(Settings(), task_queues=args.task_queue,
                            max_concurrent_activities=args.max_concurrent_activities,
                            max_concurrent_workflow_tasks=args.max_concurrent_workflow_tasks))
 

@@ -12,10 +12,16 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from core import search_attributes as sa
 from core.contracts import ResponseOutcome, ResponseWorkflowInput
 from core.errors import Conflict, InvalidRequest, NotFound, ServiceUnavailable, UpstreamError
 from core.ids import idempotent_response_id, new_id
@@ -34,6 +40,19 @@ _CLOSED_AS = {
     WorkflowExecutionStatus.TIMED_OUT: "failed",
     WorkflowExecutionStatus.COMPLETED: "failed",  # completed workflows finalize first; an open row is an anomaly
 }
+
+
+def _summary(model: str, req: CreateResponseRequest) -> str:
+    """`<model> · <start of the user's input>`, the line the Temporal UI shows for the workflow."""
+    text = req.input if isinstance(req.input, str) else ""
+    for item in reversed(req.input if isinstance(req.input, list) else []):
+        if item.get("role") == "user":
+            content = item.get("content", "")
+            text = content if isinstance(content, str) else " ".join(
+                p.get("text", "") for p in content if isinstance(p, dict))
+            break
+    text = " ".join(text.split())
+    return f"{model} · {text[:80]}{'…' if len(text) > 80 else ''}"
 
 
 def _request_hash(body: dict[str, Any]) -> str:
@@ -163,12 +182,17 @@ class ResponseService:
         st = self.settings
         inp = ResponseWorkflowInput(response_id=row.id, model=row.model, max_tool_calls=req.max_tool_calls,
                                     max_model_calls=st.max_model_calls, policy=st.step_policy())
+        tier = req.service_tier if req.service_tier not in (None, "auto") else "default"
+        attributes = TypedSearchAttributes([
+            SearchAttributePair(sa.AGENT_OWNER, row.owner_id), SearchAttributePair(sa.AGENT_MODEL, row.model),
+            SearchAttributePair(sa.AGENT_SERVICE_TIER, tier), SearchAttributePair(sa.AGENT_STATUS, "queued")])
         try:
             await self.temporal.start_workflow(
                 WORKFLOW, inp, id=row.id, task_queue=st.task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 execution_timeout=timedelta(seconds=st.response_timeout_seconds),
+                search_attributes=attributes, static_summary=_summary(row.model, req),
             )
         except WorkflowAlreadyStartedError:
             return  # it ran already (an idempotent retry of a finished response)

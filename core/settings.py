@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     heartbeat_timeout_seconds: float = 5.0
     tool_max_attempts: int = 5
     cancel_wait_seconds: float = 10.0
+    worker_shutdown_grace_seconds: float = 30.0
     stream_coalesce_ms: float = 30.0
     event_retention_seconds: float = 7 * 24 * 3600.0
     reconcile_interval_seconds: float = 30.0

@@ -12,9 +12,11 @@ from core.settings import Settings
 from db import catalog
 from db.engine import create_engine, session_factory
 from db.migrate import migrate
+from stack.temporal import connect_temporal, ensure_search_attributes
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the `agentrunner` command."""
     p = argparse.ArgumentParser(prog="agentrunner", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     dev = sub.add_parser("dev", help="start PostgreSQL, Temporal, the API and workers")
@@ -98,16 +100,20 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> Any:
 
 
 async def _migrate(settings: Settings) -> list[str]:
+    """Database migrations, then Temporal's search attributes."""
     engine = create_engine(settings, pool_size=1)
     try:
-        return await migrate(engine)
+        applied = await migrate(engine)
     finally:
         await engine.dispose()
+    client = await connect_temporal(settings)
+    added = await ensure_search_attributes(client, settings.temporal_namespace)
+    return applied + [f"search attribute {name}" for name in added]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     settings = Settings()
     if args.command == "dev":
         from stack.dev import run_dev

@@ -15,7 +15,7 @@ from core.settings import Settings
 from db.catalog import create_api_key
 from db.engine import create_engine, database_url, session_factory
 from db.migrate import migrate
-from stack.temporal import port_in_use, start_dev_server, wait_for_port
+from stack.temporal import connect_temporal, ensure_search_attributes, port_in_use, start_dev_server, wait_for_port
 
 DEV_OWNER = "dev"
 
@@ -44,6 +44,11 @@ async def prepare_database(settings: Settings, api_key: str) -> list[str]:
         return applied
     finally:
         await engine.dispose()
+
+
+async def _register_search_attributes(settings: Settings) -> list[str]:
+    added = await ensure_search_attributes(await connect_temporal(settings), settings.temporal_namespace)
+    return [f"search attribute {name}" for name in added]
 
 
 def _banner(settings: Settings, creds: dict[str, str], db_url: str, workers: int) -> str:
@@ -92,6 +97,7 @@ def run_dev(settings: Settings, workers: int = 2, temporal_port: int = 7233) -> 
         children.append(start_dev_server(settings, logs / "temporal.log"))
     try:
         applied = asyncio.run(prepare_database(settings, creds["api_key"]))
+        applied += asyncio.run(_register_search_attributes(settings))
         if applied:
             print(f"applied migrations: {', '.join(applied)}", flush=True)
         env = {**os.environ, "DATABASE_URL": db_url, "TEMPORAL_ADDRESS": settings.temporal_address,

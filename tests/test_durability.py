@@ -167,3 +167,36 @@ async def test_worker_sigkill_mid_stream_then_stream_completes(make_stack: Stack
         assert len({e["item"]["id"] for e in events if e["type"] == "response.output_item.added"}) == 1
         final = events[-1]["response"]
         assert final["output"][0]["content"][0]["text"] == text
+
+
+async def test_sigterm_lets_the_inflight_step_finish_and_another_worker_continues(
+        make_stack: StackFactory, tmp_path: Path) -> None:
+    async with make_stack(in_process_worker=False) as stack:
+        tool = await stack.tool(ToolBehaviour(delay=2.0))
+        model = await stack.model(Reply(tool_calls=[(tool, {"q": "x"})]), Reply(text="finished"), per_turn=True)
+        key = await stack.new_key()
+        hits = stack.upstream.tool_hits[tool]
+        env = _env(stack, AGENTRUNNER_WORKER_SHUTDOWN_GRACE_SECONDS="20")
+        with process(["-m", "worker"], env, tmp_path / "worker1.log") as first:
+            body = await create(stack, key, model=model, input="go", background=True,
+                                tools=[{"type": "function", "name": tool}])
+
+            async def tool_in_flight() -> bool:
+                await _alive(first)
+                return len(hits) == 1
+
+            await eventually(tool_in_flight, timeout=60, what="tool call in flight")
+            first.send_signal(signal.SIGTERM)
+            with process(["-m", "worker"], _env(stack), tmp_path / "worker2.log"):
+                async def finished() -> dict[str, Any] | None:
+                    got = (await stack.call("GET", f"/v1/responses/{body['id']}", key)).json()
+                    return got if got["status"] not in ("queued", "in_progress") else None
+
+                final = await eventually(finished, timeout=90, interval=0.2, what="completion")
+            assert first.wait(timeout=30) == 0, "the stopping worker exits cleanly by itself"
+        assert final["status"] == "completed" and text_of(final) == "finished"
+        assert len(hits) == 1 and hits[0].finished is not None, "the in-flight call finished, once"
+        steps = (await stack.call("GET", f"/v1/responses/{body['id']}/steps", key)).json()["data"]
+        assert [(s["kind"], s["attempt"], s["state"]) for s in steps] == [
+            ("model_call", 1, "completed"), ("tool_call", 1, "completed"), ("model_call", 1, "completed")]
+        assert "shutting down" in (tmp_path / "worker1.log").read_text()

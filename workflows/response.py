@@ -11,6 +11,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.model_call import ModelCallActivity
     from activities.response_state import ResponseStateActivities
     from activities.tool_call import ToolCallActivity
+    from core import search_attributes as sa
     from core.contracts import (
         FinalizeInput,
         MarkInProgressInput,
@@ -35,6 +36,12 @@ def _retry(p: StepPolicy, attempts: int) -> RetryPolicy:
                        maximum_interval=timedelta(seconds=p.retry_max_seconds), maximum_attempts=attempts)
 
 
+def _set_status(status: str) -> None:
+    """Keep AgentStatus current so the Temporal UI can filter on it (only where it was set at start)."""
+    if workflow.info().typed_search_attributes.get(sa.AGENT_STATUS) is not None:
+        workflow.upsert_search_attributes([sa.AGENT_STATUS.value_set(status)])
+
+
 def failure_of(err: BaseException) -> UpstreamFailure:
     """What to show the client for an activity that failed for good."""
     cause = err.cause if isinstance(err, ActivityError) else err
@@ -56,6 +63,7 @@ class ResponseWorkflow:
             await workflow.execute_local_activity_method(
                 ResponseStateActivities.mark_in_progress, MarkInProgressInput(response_id=inp.response_id),
                 start_to_close_timeout=_STATE_TIMEOUT, retry_policy=_STATE_RETRY)
+            _set_status("in_progress")
             status, reason = await self._loop(inp)
             await self._finalize(inp, status, incomplete_reason=reason)
             return ResponseOutcome(response_id=inp.response_id, status=status)
@@ -115,6 +123,7 @@ class ResponseWorkflow:
 
     async def _finalize(self, inp: ResponseWorkflowInput, status: TerminalStatus, *,
                         incomplete_reason: str | None = None, error: UpstreamFailure | None = None) -> None:
+        _set_status(status)
         # Status writes are short DB updates: local activities spare two server round trips per response.
         await workflow.execute_local_activity_method(
             ResponseStateActivities.finalize,
