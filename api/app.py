@@ -6,11 +6,12 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+import httpx
 from fastapi import FastAPI
 
 from api.body_limit import BodySizeLimit
 from api.errors import install_error_handlers
-from api.routes import admin, models, responses
+from api.routes import admin, chat, models, responses
 from api.service import ResponseService
 from api.stream import EventNotifier
 from core.settings import Settings
@@ -47,8 +48,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         service = ResponseService(sessions, temporal, settings)
         notifier = EventNotifier(database_url(settings))
         await notifier.start()
+        http = httpx.AsyncClient(timeout=settings.upstream_timeout_seconds)
         app.state.settings, app.state.sessions, app.state.service = settings, sessions, service
-        app.state.notifier = notifier
+        app.state.notifier, app.state.http = notifier, http
         sweeper = asyncio.create_task(_sweep_forever(service, settings))
         try:
             yield
@@ -57,12 +59,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
             await notifier.stop()
+            await http.aclose()
             await engine.dispose()
 
     app = FastAPI(title="agentrunner", version="0.1.0", lifespan=lifespan)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     install_error_handlers(app)
-    for module in (responses, models, admin):
+    for module in (responses, chat, models, admin):
         app.include_router(module.router)
 
     @app.get("/healthz", include_in_schema=False)

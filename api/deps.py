@@ -3,6 +3,7 @@
 import hmac
 from typing import Annotated
 
+import httpx
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -26,6 +27,11 @@ def get_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
 def get_notifier(request: Request) -> EventNotifier:
     """The LISTEN/NOTIFY fan-out owned by the lifespan."""
     return request.app.state.notifier
+
+
+def get_http(request: Request) -> httpx.AsyncClient:
+    """The upstream HTTP client owned by the lifespan (chat completions passthrough)."""
+    return request.app.state.http
 
 
 def get_service(request: Request) -> ResponseService:
@@ -64,5 +70,6 @@ Owner = Annotated[str, Depends(current_owner)]
 Service = Annotated[ResponseService, Depends(get_service)]
 Sessions = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessions)]
 Notifier = Annotated[EventNotifier, Depends(get_notifier)]
+Http = Annotated[httpx.AsyncClient, Depends(get_http)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 Admin = Depends(require_admin)

@@ -1,0 +1,107 @@
+"""/v1/chat/completions: a passthrough with the same keys and model routing as /v1/responses.
+
+Not durable (no workflow): one upstream call, relayed as it comes, including its errors and its stream.
+"""
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from api.deps import AppSettings, Http, Owner, Sessions
+from core.errors import InvalidRequest, UpstreamError
+from core.ids import new_id
+from core.scripted import scripted_completion
+from db.catalog import ModelTarget, resolve_model
+
+router = APIRouter(prefix="/v1/chat", tags=["chat"])
+
+
+@router.post("/completions", response_model=None)
+async def chat_completions(request: Request, _: Owner, sessions: Sessions, settings: AppSettings,
+                           http: Http) -> Response:
+    """Route by `model` like /v1/responses and relay the upstream's answer (JSON or SSE)."""
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        raise InvalidRequest("We could not parse the JSON body of your request.", code="invalid_json") from None
+    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+        raise InvalidRequest("Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
+    if not isinstance(body.get("messages"), list):
+        raise InvalidRequest("Missing required parameter: 'messages'.", param="messages",
+                             code="missing_required_parameter")
+    async with sessions() as s:
+        target = await resolve_model(s, settings, body["model"])
+    if target is None:
+        raise InvalidRequest(f"The model '{body['model']}' does not exist or you do not have access to it.",
+                             param="model", code="model_not_found")
+    if target.base_url is None:
+        return _scripted(body)
+    return await _relay(http, target, body, settings.upstream_timeout_seconds)
+
+
+def _scripted(body: dict[str, Any]) -> Response:
+    tools = (body.get("tools") or []) if body.get("tool_choice") != "none" else []
+    completion = scripted_completion(body["messages"], tools, new_id("call"))
+    head = {"id": new_id("chatcmpl"), "created": int(time.time()), "model": body["model"]}
+    if not body.get("stream"):
+        return JSONResponse({**head, "object": "chat.completion", **completion})
+    choice = completion["choices"][0]
+
+    def frame(delta: dict[str, Any], finish: str | None) -> str:
+        return "data: " + json.dumps({**head, "object": "chat.completion.chunk",
+                                      "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}) + "\n\n"
+
+    message = choice["message"]
+    frames = [frame({"role": "assistant", "content": message.get("content") or ""}, None)]
+    for i, call in enumerate(message.get("tool_calls") or []):
+        frames.append(frame({"tool_calls": [{"index": i, **call}]}, None))
+    frames.append(frame({}, choice["finish_reason"]))
+    if (body.get("stream_options") or {}).get("include_usage"):
+        frames.append("data: " + json.dumps({**head, "object": "chat.completion.chunk", "choices": [],
+                                             "usage": completion["usage"]}) + "\n\n")
+    frames.append("data: [DONE]\n\n")
+    return StreamingResponse(iter(frames), media_type="text/event-stream")
+
+
+async def _relay(http: httpx.AsyncClient, target: ModelTarget, body: dict[str, Any],
+                 timeout_seconds: float) -> Response:
+    headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
+    upstream = http.build_request("POST", f"{target.base_url}/chat/completions",
+                                  json={**body, "model": target.upstream_model}, headers=headers,
+                                  timeout=timeout_seconds)
+    try:
+        resp = await http.send(upstream, stream=True)
+    except httpx.HTTPError as exc:
+        raise UpstreamError(502, f"The upstream model could not be reached: {exc.__class__.__name__}.") from exc
+    if resp.status_code >= 400 or not body.get("stream"):
+        content = await resp.aread()
+        await resp.aclose()
+        if resp.status_code >= 400:
+            _raise_upstream(resp.status_code, content)
+        return Response(content, status_code=resp.status_code, media_type="application/json")
+
+    async def chunks() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in resp.aiter_raw():
+                yield chunk
+        finally:
+            await resp.aclose()
+
+    return StreamingResponse(chunks(), media_type="text/event-stream")
+
+
+def _raise_upstream(status: int, content: bytes) -> None:
+    """The upstream's error as it sent it (an OpenAI-shaped body is unwrapped, not shown as a string)."""
+    try:
+        err = json.loads(content).get("error")
+    except (ValueError, AttributeError):
+        err = None
+    if isinstance(err, dict):
+        raise UpstreamError(status, str(err.get("message") or "Upstream error."), type_=err.get("type"),
+                            param=err.get("param"), code=None if err.get("code") is None else str(err["code"]))
+    raise UpstreamError(status, content.decode(errors="replace")[:2000] or "Upstream error.")
