@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 import httpx
+from prometheus_client import start_http_server
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -15,6 +16,8 @@ from temporalio.worker import Worker
 from activities.model_call import ModelCallActivity
 from activities.response_state import ResponseStateActivities
 from activities.tool_call import ToolCallActivity
+from core.logging import configure_logging
+from core.metrics import Metrics
 from core.settings import Settings
 from db.engine import create_engine, session_factory
 from stack.temporal import connect_temporal
@@ -24,12 +27,12 @@ log = logging.getLogger("agentrunner.worker")
 
 
 def build_worker(client: Client, settings: Settings, sessions: async_sessionmaker[AsyncSession],
-                 http: httpx.AsyncClient, *, task_queue: str | None = None, max_concurrent_activities: int = 100,
-                 max_concurrent_workflow_tasks: int = 100) -> Worker:
+                 http: httpx.AsyncClient, metrics: Metrics, *, task_queue: str | None = None,
+                 max_concurrent_activities: int = 100, max_concurrent_workflow_tasks: int = 100) -> Worker:
     """A worker serving the response workflow and its activities on one task queue."""
-    model = ModelCallActivity(sessions, http, settings)
-    tools = ToolCallActivity(sessions, http)
-    state = ResponseStateActivities(sessions)
+    model = ModelCallActivity(sessions, http, settings, metrics)
+    tools = ToolCallActivity(sessions, http, metrics)
+    state = ResponseStateActivities(sessions, metrics)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
@@ -48,9 +51,12 @@ async def run_worker(settings: Settings, *, task_queues: Sequence[str] = (), max
     client = await connect_temporal(settings)
     engine = create_engine(settings, pool_size=max(2, min(max_concurrent_activities, 20)))
     queues = list(task_queues) or [settings.task_queue]
+    metrics = Metrics()
+    if settings.worker_metrics_port:
+        start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host, registry=metrics.registry)
     # No transport retries: Temporal owns retries.
     async with httpx.AsyncClient(timeout=settings.upstream_timeout_seconds) as http:
-        workers = [build_worker(client, settings, session_factory(engine), http, task_queue=q,
+        workers = [build_worker(client, settings, session_factory(engine), http, metrics, task_queue=q,
                                 max_concurrent_activities=max_concurrent_activities,
                                 max_concurrent_workflow_tasks=max_concurrent_workflow_tasks) for q in queues]
         stop = asyncio.Event()
@@ -77,8 +83,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--max-concurrent-activities", type=int, default=100)
     parser.add_argument("--max-concurrent-workflow-tasks", type=int, default=100)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(run_worker(Settings(), task_queues=args.task_queue,
+    settings = Settings()
+    configure_logging(settings.log_format)
+    asyncio.run(run_worker(settings, task_queues=args.task_queue,
                            max_concurrent_activities=args.max_concurrent_activities,
                            max_concurrent_workflow_tasks=args.max_concurrent_workflow_tasks))
 

@@ -1,6 +1,7 @@
 """The model-call activity: load the context, call the model (streaming when asked), store what it said."""
 
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ from activities.upstream import chat_completion, stream_chat_completion, upstrea
 from core.contracts import ModelCallInput, ModelTurn, ToolCallRef, UpstreamFailure
 from core.convert import completion_to_items, items_to_messages, tool_choice_to_chat, tools_to_chat
 from core.ids import new_id
+from core.metrics import Metrics
 from core.scripted import scripted_completion
 from core.settings import Settings
 from core.stream_events import PriorStep, call_events
@@ -70,6 +72,7 @@ class ModelCallActivity:
     sessions: async_sessionmaker[AsyncSession]
     http: httpx.AsyncClient
     settings: Settings
+    metrics: Metrics
 
     @activity.defn(name="call_model")
     async def call_model(self, inp: ModelCallInput) -> ModelTurn:
@@ -95,12 +98,18 @@ class ModelCallActivity:
         if request.get("stream"):
             stream = MessageStream(self.sessions, inp.response_id, inp.seq, inp.output_index, prior,
                                    self.settings.stream_coalesce_ms / 1000)
+        started = time.monotonic()
         try:
             completion = await heartbeating(self._complete(target, payload, stream))
         except ApplicationError as exc:
+            status = exc.details[0].get("status", 0) if exc.details and isinstance(exc.details[0], dict) else 0
+            self.metrics.model_call_errors.labels(response.model, str(status)).inc()
+            activity.logger.warning("model call failed: %s", exc)
             async with self.sessions() as s:
                 await db.fail_step(s, inp.response_id, inp.seq, str(exc))
             raise
+        finally:
+            self.metrics.model_call_seconds.labels(response.model).observe(time.monotonic() - started)
         choice = completion["choices"][0]
         items = completion_to_items(choice.get("message") or {}, set(request.get("_server_tools", [])))
         calls = [i for i in items if i["type"] in ("function_call", "mcp_call")]
@@ -112,6 +121,8 @@ class ModelCallActivity:
             events += [e for j, c in enumerate(calls) for e in call_events(first_call_index + j, c)]
             partials = stream.stored_partials
         usage = _usage(completion)
+        self.metrics.tokens.labels(response.model, "input").inc(usage["input_tokens"])
+        self.metrics.tokens.labels(response.model, "output").inc(usage["output_tokens"])
         turn = ModelTurn(
             seq=inp.seq,
             tool_calls=[ToolCallRef(call_id=c["id"] if c["type"] == "mcp_call" else c["call_id"], name=c["name"],

@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
 from core.contracts import FinalizeInput, MarkInProgressInput
+from core.metrics import Metrics
 from db import responses as db
 
 
@@ -14,6 +15,7 @@ class ResponseStateActivities:
     """Status transitions, each conditional so races settle on one terminal state."""
 
     sessions: async_sessionmaker[AsyncSession]
+    metrics: Metrics
 
     @activity.defn(name="mark_in_progress")
     async def mark_in_progress(self, inp: MarkInProgressInput) -> None:
@@ -26,6 +28,13 @@ class ResponseStateActivities:
         """Write the terminal status unless one is already there."""
         error = inp.error.model_dump() if inp.error is not None else None
         async with self.sessions() as s:
-            await db.set_status(s, inp.response_id, inp.status, only_from=db.OPEN_STATUSES, error=error,
-                                incomplete_reason=inp.incomplete_reason)
+            moved = await db.set_status(s, inp.response_id, inp.status, only_from=db.OPEN_STATUSES, error=error,
+                                        incomplete_reason=inp.incomplete_reason)
+            row = await db.get_response(s, inp.response_id) if moved else None
+            steps = len(await db.list_steps(s, inp.response_id)) if row else 0
+        if row is not None and row.completed_at is not None:
+            self.metrics.response_seconds.labels(row.model, inp.status).observe(
+                (row.completed_at - row.created_at).total_seconds())
+            self.metrics.steps_per_response.labels(row.model).observe(steps)
+            activity.logger.info("response %s %s after %d steps", inp.response_id, inp.status, steps)
 

@@ -1,6 +1,7 @@
 """The server-side tool activity: POST the call's arguments to the registered tool's URL."""
 
 import json
+import time
 from dataclasses import dataclass
 
 import httpx
@@ -10,6 +11,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
 from core.contracts import ToolCallInput, ToolResult
+from core.metrics import Metrics
 from core.stream_events import item_done
 from db import responses as db
 from db.catalog import tools_by_name
@@ -22,6 +24,7 @@ class ToolCallActivity:
 
     sessions: async_sessionmaker[AsyncSession]
     http: httpx.AsyncClient
+    metrics: Metrics
 
     @activity.defn(name="call_tool")
     async def call_tool(self, inp: ToolCallInput) -> ToolResult:
@@ -41,8 +44,13 @@ class ToolCallActivity:
         if tool is None:
             output, error = None, f"tool {inp.name!r} is not registered"
         else:
+            started = time.monotonic()
             output, error = await heartbeating(self._invoke(tool, call["arguments"],
                                                             f"{inp.response_id}/{inp.call_id}"))
+            self.metrics.tool_call_seconds.labels(inp.name).observe(time.monotonic() - started)
+        if error is not None:
+            self.metrics.tool_call_errors.labels(inp.name).inc()
+            activity.logger.warning("tool %s failed: %s", inp.name, error)
         result = ToolResult(seq=inp.seq, call_id=inp.call_id, ok=error is None)
         # The call's item is completed in place: clients see one item per server-side call, with its result.
         done = {**call, "output": output, "error": error, "status": "completed" if error is None else "failed"}

@@ -7,16 +7,20 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.body_limit import BodySizeLimit
 from api.errors import install_error_handlers
+from api.request_metrics import RequestMetrics
 from api.routes import admin, chat, models, responses
 from api.service import ResponseService
 from api.stream import EventNotifier
+from core.metrics import Metrics
 from core.settings import Settings
 from db.engine import create_engine, database_url, session_factory
 from db.events import delete_expired_events
+from db.responses import OPEN_STATUSES, count_open_responses
 from stack.temporal import connect_temporal
 
 log = logging.getLogger("agentrunner.api")
@@ -62,8 +66,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await http.aclose()
             await engine.dispose()
 
+    metrics = Metrics()
     app = FastAPI(title="agentrunner", version="0.1.0", lifespan=lifespan)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    app.add_middleware(RequestMetrics, metrics=metrics)
     install_error_handlers(app)
     for module in (responses, chat, models, admin):
         app.include_router(module.router)
@@ -71,5 +77,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        """Prometheus text format; open responses are counted in PostgreSQL at scrape time."""
+        async with app.state.sessions() as s:
+            open_counts = await count_open_responses(s)
+        for status in OPEN_STATUSES:
+            metrics.responses_open.labels(status).set(open_counts.get(status, 0))
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -202,6 +202,7 @@ class ResponseService:
                 async with self.sessions() as s:
                     await db.delete_response(s, row.id)
             raise ServiceUnavailable("The response could not be started; retry shortly.") from exc
+        log.info("response started (model %s)", row.model, extra={"response_id": row.id})
 
     async def wait(self, row: Response) -> Response:
         """Block until the response is terminal; an upstream failure is raised as the upstream's error."""

@@ -1,6 +1,7 @@
 """All configuration, read from the environment (and `.env`) in one place."""
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -55,6 +56,9 @@ class Settings(BaseSettings):
     tool_max_attempts: int = 5
     cancel_wait_seconds: float = 10.0
     worker_shutdown_grace_seconds: float = 30.0
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = 0
+    log_format: Literal["text", "json"] = "text"
     stream_coalesce_ms: float = 30.0
     event_retention_seconds: float = 7 * 24 * 3600.0
     reconcile_interval_seconds: float = 30.0

@@ -144,6 +144,13 @@ async def stale_open_responses(session: AsyncSession, older_than: timedelta, lim
     return list(rows)
 
 
+async def count_open_responses(session: AsyncSession) -> dict[str, int]:
+    """How many responses are queued and in progress."""
+    rows = await session.execute(select(col(Response.status), func.count()).where(
+        col(Response.status).in_(OPEN_STATUSES)).group_by(col(Response.status)))
+    return {status: int(n) for status, n in rows}
+
+
 async def list_steps(session: AsyncSession, response_id: str) -> list[Step]:
     """A response's steps in order."""
     return list(await session.scalars(select(Step).where(col(Step.response_id) == response_id)

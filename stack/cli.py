@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from core.errors import AgentRunnerError
+from core.logging import configure_logging
 from core.settings import Settings
 from db import catalog
 from db.engine import create_engine, session_factory
@@ -22,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     dev = sub.add_parser("dev", help="start PostgreSQL, Temporal, the API and workers")
     dev.add_argument("--workers", type=int, default=2)
     dev.add_argument("--temporal-port", type=int, default=7233, help="port of the Temporal dev server it starts")
+    dev.add_argument("--worker-metrics-port", type=int, default=9101,
+                     help="first worker's metrics port (the next worker gets the next port; 0 = off)")
     api = sub.add_parser("api", help="serve the HTTP API")
     api.add_argument("--host", default=None)
     api.add_argument("--port", type=int, default=None)
@@ -118,13 +121,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "dev":
         from stack.dev import run_dev
 
-        return run_dev(settings, workers=args.workers, temporal_port=args.temporal_port)
+        return run_dev(settings, workers=args.workers, temporal_port=args.temporal_port,
+                       metrics_port=args.worker_metrics_port)
     if args.command == "api":
         import uvicorn
 
         from api.app import create_app
 
-        uvicorn.run(create_app(settings), host=args.host or settings.api_host, port=args.port or settings.api_port)
+        configure_logging(settings.log_format)
+        uvicorn.run(create_app(settings), host=args.host or settings.api_host, port=args.port or settings.api_port,
+                    log_config=None)
         return 0
     if args.command == "worker":
         import worker

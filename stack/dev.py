@@ -51,13 +51,14 @@ async def _register_search_attributes(settings: Settings) -> list[str]:
     return [f"search attribute {name}" for name in added]
 
 
-def _banner(settings: Settings, creds: dict[str, str], db_url: str, workers: int) -> str:
+def _banner(settings: Settings, creds: dict[str, str], db_url: str, metrics_ports: list[int]) -> str:
     base = f"http://{settings.api_host}:{settings.api_port}"
     key = creds["api_key"]
     return f"""
 agentrunner is running
-  API           {base}/v1   ({workers} worker processes)
+  API           {base}/v1
   Temporal UI   http://127.0.0.1:{settings.temporal_ui_port}
+  Metrics       {base}/metrics{"".join(f", 127.0.0.1:{p}/metrics" for p in metrics_ports)}
   Database      {db_url}
   API key       {key}
   Admin token   {creds['admin_token']}
@@ -74,13 +75,25 @@ Ctrl-C stops everything; state is kept in {settings.state_dir.resolve()}.
 """
 
 
+def _metrics_ports(workers: int, first: int) -> list[int]:
+    """Each dev worker serves Prometheus metrics on its own port: first, first + 1, … (none when first is 0)."""
+    return [first + i for i in range(workers)] if first else []
+
+
 def external_temporal() -> bool:
     """Whether the user pointed us at a Temporal of their own."""
     return any(name in os.environ for name in ("TEMPORAL_ADDRESS", "AGENTRUNNER_TEMPORAL_ADDRESS"))
 
 
-def run_dev(settings: Settings, workers: int = 2, temporal_port: int = 7233) -> int:
+def run_dev(settings: Settings, workers: int = 2, temporal_port: int = 7233, metrics_port: int = 9101) -> int:
     """Start PostgreSQL, Temporal, the API and workers; stop them all on Ctrl-C."""
+    ours = [settings.api_port, *_metrics_ports(workers, metrics_port)]
+    if not external_temporal():
+        ours += [temporal_port, settings.temporal_ui_port]
+    busy = [port for port in ours if port_in_use("127.0.0.1", port)]
+    if busy:
+        print(f"port(s) {busy} already in use (another `agentrunner dev`?); stop it first", flush=True)
+        return 1
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     logs = settings.state_dir / "logs"
     logs.mkdir(exist_ok=True)
@@ -89,10 +102,6 @@ def run_dev(settings: Settings, workers: int = 2, temporal_port: int = 7233) -> 
     children: list[subprocess.Popen[bytes]] = []
     if not external_temporal():
         settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{temporal_port}"})
-        for port in (temporal_port, settings.temporal_ui_port, settings.api_port):
-            if port_in_use("127.0.0.1", port):
-                print(f"port {port} is already in use (another `agentrunner dev`?); stop it first", flush=True)
-                return 1
         print("starting Temporal dev server …", flush=True)
         children.append(start_dev_server(settings, logs / "temporal.log"))
     try:
@@ -104,10 +113,11 @@ def run_dev(settings: Settings, workers: int = 2, temporal_port: int = 7233) -> 
                "AGENTRUNNER_ADMIN_TOKEN": creds["admin_token"],
                "AGENTRUNNER_STATE_DIR": str(settings.state_dir.resolve())}
         children.append(subprocess.Popen([sys.executable, "-m", "stack.cli", "api"], env=env))
-        for _ in range(workers):
-            children.append(subprocess.Popen([sys.executable, "-m", "worker"], env=env))
+        for port in _metrics_ports(workers, metrics_port) or [0] * workers:
+            children.append(subprocess.Popen([sys.executable, "-m", "worker"],
+                                             env={**env, "AGENTRUNNER_WORKER_METRICS_PORT": str(port)}))
         wait_for_port(settings.api_host, settings.api_port, timeout=60)
-        print(_banner(settings, creds, db_url, workers), flush=True)
+        print(_banner(settings, creds, db_url, _metrics_ports(workers, metrics_port)), flush=True)
         return _wait_for_exit(children)
     finally:
         _stop(children)

@@ -20,6 +20,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
+from core.metrics import Metrics
 from core.settings import Settings
 from db.engine import create_engine, session_factory
 from db.migrate import migrate
@@ -111,6 +112,7 @@ class Stack:
     sessions: async_sessionmaker[AsyncSession]
     http: httpx.AsyncClient
     temporal: Client
+    metrics: Metrics  # the in-process worker's
 
     async def admin(self, method: str, path: str, json: Any = None) -> Any:
         """Call the admin API; fails the test on an error."""
@@ -173,12 +175,13 @@ def make_stack(base_settings: Settings, db_engine: AsyncEngine, temporal_address
             "temporal_address": temporal_address, "task_queue": f"tq-{uuid.uuid4().hex[:12]}", **overrides})
         sessions = session_factory(db_engine)
         client = await connect_temporal(settings)
+        metrics = Metrics()
         async with contextlib.AsyncExitStack() as stack:
             http = await stack.enter_async_context(httpx.AsyncClient(timeout=60))
             if in_process_worker:
-                await stack.enter_async_context(build_worker(client, settings, sessions, http))
+                await stack.enter_async_context(build_worker(client, settings, sessions, http, metrics))
             url = await stack.enter_async_context(serve(create_app(settings)))
-            yield Stack(settings, url, upstream, sessions, http, client)
+            yield Stack(settings, url, upstream, sessions, http, client, metrics)
 
     return factory
 

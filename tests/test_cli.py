@@ -49,7 +49,9 @@ async def test_dev_starts_the_whole_stack_and_keeps_state(tmp_path: Path) -> Non
     api_port, ui_port, temporal_port = _free_port(), _free_port(), _free_port()
     env |= {"AGENTRUNNER_STATE_DIR": str(tmp_path / "state"), "AGENTRUNNER_API_PORT": str(api_port),
             "AGENTRUNNER_TEMPORAL_UI_PORT": str(ui_port)}
-    args = ["-m", "stack.cli", "dev", "--temporal-port", str(temporal_port)]
+    metrics_port = _free_port()
+    args = ["-m", "stack.cli", "dev", "--temporal-port", str(temporal_port), "--workers", "1",
+            "--worker-metrics-port", str(metrics_port)]
     base = f"http://127.0.0.1:{api_port}"
 
     async def run_once(log: Path, work: Any) -> None:
@@ -78,6 +80,9 @@ async def test_dev_starts_the_whole_stack_and_keeps_state(tmp_path: Path) -> Non
         created.update(r.json())
         assert created["status"] == "completed" and "Hello!" in created["output"][0]["content"][0]["text"]
         assert (await http.get(f"http://127.0.0.1:{ui_port}/")).status_code == 200
+        assert "agentrunner_http_requests_total" in (await http.get(base + "/metrics")).text
+        worker_metrics = (await http.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+        assert 'agentrunner_model_call_seconds_count{model="agentrunner-scripted"} 1.0' in worker_metrics
 
     async def second(http: httpx.AsyncClient, key: str) -> None:
         r = await http.get(f"{base}/v1/responses/{created['id']}", headers={"Authorization": f"Bearer {key}"})
@@ -85,5 +90,5 @@ async def test_dev_starts_the_whole_stack_and_keeps_state(tmp_path: Path) -> Non
 
     await run_once(tmp_path / "dev1.log", first)
     await run_once(tmp_path / "dev2.log", second)
-    for port in (api_port, ui_port, temporal_port):
+    for port in (api_port, ui_port, temporal_port, metrics_port):
         assert not port_in_use("127.0.0.1", port), f"port {port} still served after Ctrl-C"

@@ -88,3 +88,17 @@ def test_server_side_calls_of_different_turns_stay_apart() -> None:
     assert [m["role"] for m in messages] == ["user", "assistant", "tool", "tool", "assistant", "tool"]
     assert [c["id"] for c in messages[1]["tool_calls"]] == ["mcp_1", "mcp_2"]
     assert messages[5] == {"role": "tool", "tool_call_id": "mcp_3", "content": "r3"}
+
+
+def test_json_logs_carry_the_response_id() -> None:
+    import json as _json
+    import logging
+
+    from core.logging import JsonFormatter
+
+    record = logging.LogRecord("agentrunner", logging.INFO, __file__, 1, "tool %s failed", ("t",), None)
+    record.temporal_activity = {"workflow_id": "resp_abc", "activity_type": "call_tool"}
+    line = _json.loads(JsonFormatter().format(record))
+    assert line["response_id"] == "resp_abc" and line["message"] == "tool t failed" and line["level"] == "INFO"
+    plain = logging.LogRecord("x", logging.INFO, __file__, 1, "hello", (), None)
+    assert "response_id" not in _json.loads(JsonFormatter().format(plain))
