@@ -20,6 +20,7 @@ from core.logging import configure_logging
 from core.metrics import Metrics
 from core.settings import Settings
 from db.engine import create_engine, session_factory
+from stack.process import exit_after_shutdown
 from stack.temporal import connect_temporal
 from workflows.response import ResponseWorkflow
 
@@ -88,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     asyncio.run(run_worker(settings, task_queues=args.task_queue,
                            max_concurrent_activities=args.max_concurrent_activities,
                            max_concurrent_workflow_tasks=args.max_concurrent_workflow_tasks))
+    exit_after_shutdown(0)
 
 
 if __name__ == "__main__":

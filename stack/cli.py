@@ -13,6 +13,7 @@ from core.settings import Settings
 from db import catalog
 from db.engine import create_engine, session_factory
 from db.migrate import migrate
+from stack.process import exit_after_shutdown
 from stack.temporal import connect_temporal, ensure_search_attributes
 
 
@@ -131,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(settings.log_format)
         uvicorn.run(create_app(settings), host=args.host or settings.api_host, port=args.port or settings.api_port,
                     log_config=None)
-        return 0
+        exit_after_shutdown(0)
     if args.command == "worker":
         import worker
 
