@@ -28,21 +28,8 @@ def _retry_delay(resp: httpx.Response) -> timedelta | None:
 
 
 def failure_from_response(resp: httpx.Response) -> UpstreamFailure:
-    """The upstream's error as it reported it, unwrapping an OpenAI-shaped body."""
-    message, type_, code, param = resp.text[:2000] or resp.reason_phrase, None, None, None
-    try:
-        body = resp.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        if isinstance(err, dict):
-            message = str(err.get("message") or message)
-            type_, code, param = err.get("type"), err.get("code"), err.get("param")
-        elif isinstance(err, str):
-            message = err
-    return UpstreamFailure(status=resp.status_code, message=message, type=type_,
-                           code=None if code is None else str(code), param=param)
+    """The upstream's error as it reported it."""
+    return UpstreamFailure.from_body(resp.status_code, resp.text, resp.reason_phrase)
 
 
 def upstream_error(failure: UpstreamFailure, *, retryable: bool, delay: timedelta | None = None) -> ApplicationError:

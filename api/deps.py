@@ -1,7 +1,8 @@
 """FastAPI dependencies: the lifespan's clients, the caller's identity, the admin gate."""
 
 import hmac
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
 import httpx
 from fastapi import Depends, Request
@@ -9,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.service import ResponseService
 from api.stream import EventNotifier
-from core.errors import Forbidden, Unauthorized
+from core.errors import Forbidden, InvalidRequest, Unauthorized
 from core.settings import Settings
 from db.catalog import owner_for_key
 
@@ -37,6 +38,14 @@ def get_http(request: Request) -> httpx.AsyncClient:
 def get_service(request: Request) -> ResponseService:
     """The response service owned by the lifespan."""
     return request.app.state.service
+
+
+async def read_json(request: Request) -> Any:
+    """The request body as JSON; a 400 envelope when it is not."""
+    try:
+        return json.loads(await request.body())
+    except ValueError:
+        raise InvalidRequest("We could not parse the JSON body of your request.", code="invalid_json") from None
 
 
 def _bearer(request: Request) -> str:

@@ -1,5 +1,6 @@
 """Typed inputs and results passed through Temporal. Kept small: big payloads live in PostgreSQL."""
 
+import json
 from typing import Literal
 
 from pydantic import BaseModel
@@ -92,6 +93,24 @@ class UpstreamFailure(BaseModel):
     type: str | None = None
     code: str | None = None
     param: str | None = None
+
+    @classmethod
+    def from_body(cls, status: int, text: str, reason: str = "") -> "UpstreamFailure":
+        """The upstream's error as it reported it, unwrapping an OpenAI-shaped body."""
+        message, type_, code, param = text[:2000] or reason, None, None, None
+        try:
+            body = json.loads(text)
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            err = body.get("error", body)
+            if isinstance(err, dict):
+                message = str(err.get("message") or message)
+                type_, code, param = err.get("type"), err.get("code"), err.get("param")
+            elif isinstance(err, str):
+                message = err
+        return cls(status=status, message=message, type=type_, code=None if code is None else str(code),
+                   param=param)
 
 
 class FinalizeInput(BaseModel):

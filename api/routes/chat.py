@@ -12,7 +12,8 @@ import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from api.deps import AppSettings, Http, Owner, Sessions
+from api.deps import AppSettings, Http, Owner, Sessions, read_json
+from core.contracts import UpstreamFailure
 from core.errors import InvalidRequest, UpstreamError
 from core.ids import new_id
 from core.scripted import scripted_completion
@@ -25,10 +26,7 @@ router = APIRouter(prefix="/v1/chat", tags=["chat"])
 async def chat_completions(request: Request, _: Owner, sessions: Sessions, settings: AppSettings,
                            http: Http) -> Response:
     """Route by `model` like /v1/responses and relay the upstream's answer (JSON or SSE)."""
-    try:
-        body = json.loads(await request.body())
-    except ValueError:
-        raise InvalidRequest("We could not parse the JSON body of your request.", code="invalid_json") from None
+    body = await read_json(request)
     if not isinstance(body, dict) or not isinstance(body.get("model"), str):
         raise InvalidRequest("Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
     if not isinstance(body.get("messages"), list):
@@ -82,7 +80,8 @@ async def _relay(http: httpx.AsyncClient, target: ModelTarget, body: dict[str, A
         content = await resp.aread()
         await resp.aclose()
         if resp.status_code >= 400:
-            _raise_upstream(resp.status_code, content)
+            f = UpstreamFailure.from_body(resp.status_code, content.decode(errors="replace"), resp.reason_phrase)
+            raise UpstreamError(f.status, f.message, type_=f.type, param=f.param, code=f.code)
         return Response(content, status_code=resp.status_code, media_type="application/json")
 
     async def chunks() -> AsyncIterator[bytes]:
@@ -94,14 +93,3 @@ async def _relay(http: httpx.AsyncClient, target: ModelTarget, body: dict[str, A
 
     return StreamingResponse(chunks(), media_type="text/event-stream")
 
-
-def _raise_upstream(status: int, content: bytes) -> None:
-    """The upstream's error as it sent it (an OpenAI-shaped body is unwrapped, not shown as a string)."""
-    try:
-        err = json.loads(content).get("error")
-    except (ValueError, AttributeError):
-        err = None
-    if isinstance(err, dict):
-        raise UpstreamError(status, str(err.get("message") or "Upstream error."), type_=err.get("type"),
-                            param=err.get("param"), code=None if err.get("code") is None else str(err["code"]))
-    raise UpstreamError(status, content.decode(errors="replace")[:2000] or "Upstream error.")

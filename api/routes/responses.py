@@ -1,12 +1,11 @@
 """/v1/responses: create, retrieve, delete, cancel, input items, steps."""
 
-import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from api.deps import Notifier, Owner, Service, Sessions
+from api.deps import Notifier, Owner, Service, Sessions, read_json
 from api.stream import relay
 from core.errors import InvalidRequest
 from core.render import render_response
@@ -32,12 +31,7 @@ async def create_response(
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any] | StreamingResponse:
     """Start a response: blocking, `background: true` (answer at once), or `stream: true` (SSE)."""
-    raw = await request.body()
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise InvalidRequest("We could not parse the JSON body of your request.", code="invalid_json") from None
-    row = await service.create(owner, body, idempotency_key)
+    row = await service.create(owner, await read_json(request), idempotency_key)
     if row.request.get("stream"):
         # The stream is the durable log: a client that disconnects can resume with GET ?stream=true.
         return _sse(sessions, notifier, row.id, -1)
