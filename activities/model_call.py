@@ -141,8 +141,8 @@ class ModelCallActivity:
                         stream: MessageStream | None) -> dict[str, Any]:
         """A chat completion; with a MessageStream its text is streamed to the event log as it arrives."""
         if target.base_url is None:
-            offered = payload.get("tools", []) if payload.get("tool_choice") != "none" else []
-            completion = scripted_completion(payload["messages"], offered, new_id("call"))
+            completion = scripted_completion(payload["messages"], payload.get("tools", []), new_id("call"),
+                                             tool_choice=payload.get("tool_choice"))
             if stream is not None:
                 async with stream:
                     for word in re.findall(r"\S+\s*|\s+", completion["choices"][0]["message"].get("content") or ""):

@@ -31,7 +31,7 @@ class ResponseStateActivities:
             moved = await db.set_status(s, inp.response_id, inp.status, only_from=db.OPEN_STATUSES, error=error,
                                         incomplete_reason=inp.incomplete_reason)
             row = await db.get_response(s, inp.response_id) if moved else None
-            steps = len(await db.list_steps(s, inp.response_id)) if row else 0
+            steps = await db.count_steps(s, inp.response_id) if row else 0
         if row is not None and row.completed_at is not None:
             self.metrics.response_seconds.labels(row.model, inp.status).observe(
                 (row.completed_at - row.created_at).total_seconds())

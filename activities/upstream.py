@@ -32,6 +32,13 @@ def failure_from_response(resp: httpx.Response) -> UpstreamFailure:
     return UpstreamFailure.from_body(resp.status_code, resp.text, resp.reason_phrase)
 
 
+def error_for_response(resp: httpx.Response) -> ApplicationError:
+    """An upstream's 4xx/5xx answer: 408/409/429/5xx retryable (after its Retry-After), other 4xx final."""
+    status = resp.status_code
+    return upstream_error(failure_from_response(resp), retryable=status in RETRYABLE_STATUSES or status >= 500,
+                          delay=_retry_delay(resp))
+
+
 def upstream_error(failure: UpstreamFailure, *, retryable: bool, delay: timedelta | None = None) -> ApplicationError:
     """An ApplicationError carrying the failure, retryable or not."""
     return ApplicationError(
@@ -44,10 +51,8 @@ async def chat_completion(http: httpx.AsyncClient, target: ModelTarget, payload:
                           timeout_seconds: float) -> dict[str, Any]:
     """POST one chat completion and return its JSON, raising ApplicationError on any failure."""
     assert target.base_url is not None
-    headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
     try:
-        resp = await http.post(f"{target.base_url}/chat/completions", json=payload, headers=headers,
-                               timeout=timeout_seconds)
+        resp = await http.post(target.completions_url, json=payload, headers=target.headers, timeout=timeout_seconds)
     except httpx.TimeoutException as exc:
         raise upstream_error(UpstreamFailure(status=504, message=f"upstream timed out: {exc!r}"),
                              retryable=True) from exc
@@ -55,9 +60,7 @@ async def chat_completion(http: httpx.AsyncClient, target: ModelTarget, payload:
         raise upstream_error(UpstreamFailure(status=502, message=f"upstream unreachable: {exc!r}"),
                              retryable=True) from exc
     if resp.status_code >= 400:
-        status = resp.status_code
-        retryable = status in RETRYABLE_STATUSES or status >= 500
-        raise upstream_error(failure_from_response(resp), retryable=retryable, delay=_retry_delay(resp))
+        raise error_for_response(resp)
     try:
         body = resp.json()
     except json.JSONDecodeError as exc:
@@ -73,17 +76,13 @@ async def stream_chat_completion(http: httpx.AsyncClient, target: ModelTarget, p
                                  timeout_seconds: float) -> AsyncIterator[dict[str, Any]]:
     """POST a streaming chat completion and yield its chunks; a cut-off stream raises a retryable error."""
     assert target.base_url is not None
-    headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
     body = {**payload, "stream": True, "stream_options": {"include_usage": True}}
     try:
-        async with http.stream("POST", f"{target.base_url}/chat/completions", json=body, headers=headers,
+        async with http.stream("POST", target.completions_url, json=body, headers=target.headers,
                                timeout=timeout_seconds) as resp:
             if resp.status_code >= 400:
                 await resp.aread()
-                status = resp.status_code
-                raise upstream_error(failure_from_response(resp),
-                                     retryable=status in RETRYABLE_STATUSES or status >= 500,
-                                     delay=_retry_delay(resp))
+                raise error_for_response(resp)
             async for line in resp.aiter_lines():
                 if not line.startswith("data:"):
                     continue

@@ -28,9 +28,11 @@ def _count_tokens(value: Any) -> int:
     return len(json.dumps(value).split())
 
 
-def scripted_completion(messages: list[dict[str, Any]], tools: list[dict[str, Any]],
-                        call_id: str) -> dict[str, Any]:
-    """A chat-completions-shaped answer for these messages."""
+def scripted_completion(messages: list[dict[str, Any]], tools: list[dict[str, Any]], call_id: str,
+                        tool_choice: Any = None) -> dict[str, Any]:
+    """A chat-completions-shaped answer for these messages (`tool_choice: "none"` offers no tools)."""
+    if tool_choice == "none":
+        tools = []
     since_user: list[dict[str, Any]] = []
     for m in reversed(messages):
         if m["role"] == "user":

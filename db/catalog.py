@@ -23,6 +23,16 @@ class ModelTarget:
     base_url: str | None  # None: the built-in scripted model
     api_key: str | None
 
+    @property
+    def completions_url(self) -> str:
+        """The upstream's chat completions endpoint."""
+        return f"{self.base_url}/chat/completions"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Auth headers for the upstream (none without a key)."""
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
 
 async def resolve_model(session: AsyncSession, settings: Settings, alias: str) -> ModelTarget | None:
     """The target of a model alias, or None when nothing serves it."""

@@ -151,6 +151,11 @@ async def count_open_responses(session: AsyncSession) -> dict[str, int]:
     return {status: int(n) for status, n in rows}
 
 
+async def count_steps(session: AsyncSession, response_id: str) -> int:
+    """How many steps a response took."""
+    return int(await session.scalar(select(func.count()).where(col(Step.response_id) == response_id)) or 0)
+
+
 async def list_steps(session: AsyncSession, response_id: str) -> list[Step]:
     """A response's steps in order."""
     return list(await session.scalars(select(Step).where(col(Step.response_id) == response_id)

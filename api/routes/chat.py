@@ -43,8 +43,8 @@ async def chat_completions(request: Request, _: Owner, sessions: Sessions, setti
 
 
 def _scripted(body: dict[str, Any]) -> Response:
-    tools = (body.get("tools") or []) if body.get("tool_choice") != "none" else []
-    completion = scripted_completion(body["messages"], tools, new_id("call"))
+    completion = scripted_completion(body["messages"], body.get("tools") or [], new_id("call"),
+                                     tool_choice=body.get("tool_choice"))
     head = {"id": new_id("chatcmpl"), "created": int(time.time()), "model": body["model"]}
     if not body.get("stream"):
         return JSONResponse({**head, "object": "chat.completion", **completion})
@@ -68,10 +68,8 @@ def _scripted(body: dict[str, Any]) -> Response:
 
 async def _relay(http: httpx.AsyncClient, target: ModelTarget, body: dict[str, Any],
                  timeout_seconds: float) -> Response:
-    headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
-    upstream = http.build_request("POST", f"{target.base_url}/chat/completions",
-                                  json={**body, "model": target.upstream_model}, headers=headers,
-                                  timeout=timeout_seconds)
+    upstream = http.build_request("POST", target.completions_url, json={**body, "model": target.upstream_model},
+                                  headers=target.headers, timeout=timeout_seconds)
     try:
         resp = await http.send(upstream, stream=True)
     except httpx.HTTPError as exc:

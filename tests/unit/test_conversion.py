@@ -102,3 +102,9 @@ def test_json_logs_carry_the_response_id() -> None:
     assert line["response_id"] == "resp_abc" and line["message"] == "tool t failed" and line["level"] == "INFO"
     plain = logging.LogRecord("x", logging.INFO, __file__, 1, "hello", (), None)
     assert "response_id" not in _json.loads(JsonFormatter().format(plain))
+
+
+def test_scripted_model_offers_no_tools_when_tool_choice_is_none() -> None:
+    tools = tools_to_chat([{"name": "weather"}])
+    answer = scripted_completion([{"role": "user", "content": "Paris"}], tools, "call_x", tool_choice="none")
+    assert answer["choices"][0]["finish_reason"] == "stop" and "Paris" in answer["choices"][0]["message"]["content"]
