@@ -3,12 +3,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NODE_STAMP := tests/node/node_modules/.installed
 
-.PHONY: dev test lint install clean
+.PHONY: dev test lint install clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,bench]'
 	touch $(STAMP)
 
 # The Vercel AI SDK client tests run under node; without node they are skipped.
@@ -25,9 +25,21 @@ dev: $(STAMP)
 test: $(STAMP) $(NODE_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# LiteLLM's proxy, the peer the benchmarks compare with, in a virtualenv of its own (its pins clash with ours).
+PEER := bench/.peer
+PEER_STAMP := $(PEER)/.installed
+$(PEER_STAMP):
+	test -x $(PEER)/bin/python || python3 -m venv $(PEER)
+	$(PEER)/bin/python -m pip install -q 'litellm[proxy]==1.100.5'
+	touch $(PEER_STAMP)
+
+## Run the benchmarks side by side (about 5 minutes); writes bench/results/.
+bench: $(STAMP) $(PEER_STAMP)
+	$(PY) -m bench.run $(BENCH_ARGS)
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) .agentrunner tests/node/node_modules
+	rm -rf $(VENV) .agentrunner tests/node/node_modules $(PEER)

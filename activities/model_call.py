@@ -78,6 +78,8 @@ class ModelCallActivity:
     async def call_model(self, inp: ModelCallInput) -> ModelTurn:
         """Call the model for one turn; a retry after the step completed returns the stored turn."""
         async with self.sessions() as s:
+            if inp.start_response:
+                await db.set_status(s, inp.response_id, "in_progress", only_from=("queued",))
             done = await db.completed_step_result(s, inp.response_id, inp.seq)
             if done is not None:
                 return ModelTurn.model_validate(done)
@@ -87,7 +89,9 @@ class ModelCallActivity:
             await db.start_step(s, inp.response_id, inp.seq, "model_call", activity.info().attempt)
             target = await resolve_model(s, self.settings, response.model)
             context = await db.context_items(s, inp.response_id)
-            prior = PriorStep.from_events(await step_events(s, inp.response_id, inp.seq))
+            # Only a streamed step has events an earlier attempt may have shown.
+            streamed = bool(response.request.get("stream"))
+            prior = PriorStep.from_events(await step_events(s, inp.response_id, inp.seq) if streamed else [])
         if target is None:
             raise upstream_error(UpstreamFailure(status=400, message=f"model {response.model!r} is not available",
                                                  code="model_not_found"), retryable=False)

@@ -28,9 +28,8 @@ class ResponseStateActivities:
         """Write the terminal status unless one is already there."""
         error = inp.error.model_dump() if inp.error is not None else None
         async with self.sessions() as s:
-            moved = await db.set_status(s, inp.response_id, inp.status, only_from=db.OPEN_STATUSES, error=error,
-                                        incomplete_reason=inp.incomplete_reason)
-            row = await db.get_response(s, inp.response_id) if moved else None
+            row = await db.set_status(s, inp.response_id, inp.status, only_from=db.OPEN_STATUSES, error=error,
+                                      incomplete_reason=inp.incomplete_reason)
             steps = await db.count_steps(s, inp.response_id) if row else 0
         if row is not None and row.completed_at is not None:
             self.metrics.response_seconds.labels(row.model, inp.status).observe(

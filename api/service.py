@@ -254,8 +254,9 @@ class ResponseService:
             with contextlib.suppress(RPCError):
                 await handle.terminate(reason="cancel requested; no worker completed it in time")
         async with self.sessions() as s:
-            await db.set_status(s, response_id, "cancelled", only_from=db.OPEN_STATUSES)
-            fresh = await db.get_response(s, response_id)
+            fresh = await db.set_status(s, response_id, "cancelled", only_from=db.OPEN_STATUSES)
+            if fresh is None:  # the workflow finished it first
+                fresh = await db.get_response(s, response_id)
         assert fresh is not None
         return fresh
 
@@ -288,8 +289,9 @@ class ResponseService:
             return row
         error = None if status == "cancelled" else {"status": 500, "message": reason, "code": "server_error"}
         async with self.sessions() as s:
-            await db.set_status(s, response_id, status, only_from=db.OPEN_STATUSES, error=error)
-            fresh = await db.get_response(s, response_id)
+            fresh = await db.set_status(s, response_id, status, only_from=db.OPEN_STATUSES, error=error)
+            if fresh is None:  # someone else moved it meanwhile
+                fresh = await db.get_response(s, response_id)
         assert fresh is not None
         return fresh
 

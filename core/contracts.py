@@ -46,6 +46,7 @@ class ModelCallInput(BaseModel):
     seq: int
     turn: int
     output_index: int = 0  # where this step's first output item goes in the response's output
+    start_response: bool = False  # the first call also moves the response from queued to in_progress
 
 
 class ModelTurn(BaseModel):

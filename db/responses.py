@@ -95,8 +95,8 @@ async def context_items(session: AsyncSession, response_id: str) -> list[dict[st
 
 
 async def set_status(session: AsyncSession, response_id: str, status: str, *, only_from: tuple[str, ...],
-                     error: dict[str, Any] | None = None, incomplete_reason: str | None = None) -> bool:
-    """Move a response to `status` if it is in one of `only_from`; True when it moved.
+                     error: dict[str, Any] | None = None, incomplete_reason: str | None = None) -> Response | None:
+    """Move a response to `status` if it is in one of `only_from`; returns the moved row, None when it did not move.
 
     A streamed response also gets its lifecycle events here, in the same transaction: created and
     in_progress when it starts, the terminal event when it ends, whoever moved it (workflow, cancel, sweep).
@@ -104,21 +104,20 @@ async def set_status(session: AsyncSession, response_id: str, status: str, *, on
     values: dict[str, Any] = {"status": status, "updated_at": func.now()}
     if status in TERMINAL_STATUSES:
         values |= {"completed_at": func.now(), "error": error, "incomplete_reason": incomplete_reason}
-    moved = await session.scalar(
+    # RETURNING the row spares a SELECT; populate_existing refreshes a copy the session already holds.
+    row = await session.scalar(
         update(Response).where(col(Response.id) == response_id, col(Response.status).in_(only_from))
-        .values(**values).returning(col(Response.id))
+        .values(**values).returning(Response).execution_options(populate_existing=True)
     )
-    if moved is not None:
-        row = await get_response(session, response_id)
-        if row is not None and row.request.get("stream"):
-            rendered = render_response(row, await output_items(session, response_id))
-            if status == "in_progress":
-                events = [lifecycle("response.created", rendered), lifecycle("response.in_progress", rendered)]
-            else:
-                events = [lifecycle(TERMINAL_EVENT[status], rendered)]
-            await append_events(session, response_id, events)
+    if row is not None and row.request.get("stream"):
+        rendered = render_response(row, await output_items(session, response_id))
+        if status == "in_progress":
+            events = [lifecycle("response.created", rendered), lifecycle("response.in_progress", rendered)]
+        else:
+            events = [lifecycle(TERMINAL_EVENT[status], rendered)]
+        await append_events(session, response_id, events)
     await session.commit()
-    return moved is not None
+    return row
 
 
 async def lock_open_response(session: AsyncSession, response_id: str) -> Response | None:

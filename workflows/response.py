@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.decide import CallModel, Finish, LoopState, RunTools, decide
 
+_START_IN_FIRST_CALL = "start-in-first-model-call"
 _STATE_TIMEOUT = timedelta(seconds=30)
 _STATE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10))
 
@@ -60,11 +61,15 @@ class ResponseWorkflow:
     async def run(self, inp: ResponseWorkflowInput) -> ResponseOutcome:
         """Run the loop and leave the response row in a terminal state whatever happens."""
         try:
-            await workflow.execute_local_activity_method(
-                ResponseStateActivities.mark_in_progress, MarkInProgressInput(response_id=inp.response_id),
-                start_to_close_timeout=_STATE_TIMEOUT, retry_policy=_STATE_RETRY)
+            # The first model call marks the response in_progress itself: a separate local activity cost a
+            # workflow activation and a database session per response. Histories from before keep replaying.
+            start_in_first_call = workflow.patched(_START_IN_FIRST_CALL)
+            if not start_in_first_call:
+                await workflow.execute_local_activity_method(
+                    ResponseStateActivities.mark_in_progress, MarkInProgressInput(response_id=inp.response_id),
+                    start_to_close_timeout=_STATE_TIMEOUT, retry_policy=_STATE_RETRY)
             _set_status("in_progress")
-            status, reason = await self._loop(inp)
+            status, reason = await self._loop(inp, start_in_first_call)
             await self._finalize(inp, status, incomplete_reason=reason)
             return ResponseOutcome(response_id=inp.response_id, status=status)
         except asyncio.CancelledError:
@@ -80,7 +85,7 @@ class ResponseWorkflow:
             raise ApplicationError(failure.message, failure.model_dump(), type="ResponseFailed",
                                    non_retryable=True) from err
 
-    async def _loop(self, inp: ResponseWorkflowInput) -> tuple[TerminalStatus, str | None]:
+    async def _loop(self, inp: ResponseWorkflowInput, start_in_first_call: bool) -> tuple[TerminalStatus, str | None]:
         state = LoopState()
         while True:
             decision = decide(state, max_model_calls=inp.max_model_calls, max_tool_calls=inp.max_tool_calls)
@@ -88,7 +93,8 @@ class ResponseWorkflow:
                 return decision.status, decision.incomplete_reason
             if isinstance(decision, CallModel):
                 call = ModelCallInput(response_id=inp.response_id, seq=state.next_seq, turn=len(state.turns) + 1,
-                                      output_index=state.output_count)
+                                      output_index=state.output_count,
+                                      start_response=start_in_first_call and not state.turns)
                 state.turns.append(await self._call_model(inp, call))
             elif isinstance(decision, RunTools):
                 seq = state.next_seq

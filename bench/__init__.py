@@ -1,0 +1,1 @@
+"""Benchmarks: agentrunner side by side with the bare upstream and a peer server."""

@@ -1,0 +1,164 @@
+"""Client-side measurements: one request timed, a stream's token latencies, a closed loop at saturation."""
+
+import asyncio
+import itertools
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from bench.upstream import TOOL, Behaviour
+
+
+def quantile(xs: list[float], q: float) -> float:
+    """The q-quantile with linear interpolation between closest ranks."""
+    s = sorted(xs)
+    if not s:
+        return float("nan")
+    pos = (len(s) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+def summary(xs: list[float]) -> dict[str, float]:
+    """p50, p99 and count of a sample (milliseconds in, milliseconds out)."""
+    return {"p50": quantile(xs, 0.5), "p99": quantile(xs, 0.99), "n": len(xs)}
+
+
+@dataclass
+class Target:
+    """Somewhere a Responses or Chat Completions request can be sent."""
+
+    name: str
+    base_url: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def responses_body(b: Behaviour, *, stream: bool = False, background: bool = False) -> dict[str, Any]:
+    """A /v1/responses request for this behaviour; tool steps use the registered `bench_echo` tool."""
+    body: dict[str, Any] = {"model": b.model, "input": "go"}
+    if b.steps:
+        body["tools"] = [{"type": "function", "name": TOOL}]
+    if stream:
+        body["stream"] = True
+    if background:
+        body["background"] = True
+    return body
+
+
+async def timed_response(http: httpx.AsyncClient, t: Target, b: Behaviour) -> float:
+    """Milliseconds for one blocking /v1/responses request, which must complete."""
+    start = time.perf_counter()
+    r = await http.post(t.base_url + "/v1/responses", json=responses_body(b), headers=t.headers)
+    elapsed = (time.perf_counter() - start) * 1000
+    r.raise_for_status()
+    if r.json()["status"] != "completed":
+        raise RuntimeError(f"{t.name}: response ended {r.json()['status']}")
+    return elapsed
+
+
+async def timed_direct(http: httpx.AsyncClient, upstream: str, b: Behaviour) -> float:
+    """Milliseconds for the same work done by the client itself: model call, tool call, … , final model call."""
+    start = time.perf_counter()
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "go"}]
+    while True:
+        r = await http.post(upstream + "/v1/chat/completions", json={"model": b.model, "messages": messages})
+        r.raise_for_status()
+        message = r.json()["choices"][0]["message"]
+        if not message.get("tool_calls"):
+            return (time.perf_counter() - start) * 1000
+        messages.append(message)
+        for call in message["tool_calls"]:
+            out = await http.post(f"{upstream}/tools/{TOOL}", content=call["function"]["arguments"])
+            out.raise_for_status()
+            messages.append({"role": "tool", "tool_call_id": call["id"], "content": out.text})
+
+
+@dataclass
+class StreamTiming:
+    """Milliseconds from the upstream sending its first token to the client reading it; gaps between deltas."""
+
+    first_token_ms: float
+    gaps_ms: list[float]
+
+
+async def timed_stream(http: httpx.AsyncClient, t: Target, b: Behaviour, *, chat: bool = False) -> StreamTiming:
+    """Stream one response (or, with chat=True, one chat completion) and time its text deltas."""
+    if chat:
+        path, body = "/v1/chat/completions", {"model": b.model, "stream": True,
+                                              "messages": [{"role": "user", "content": "go"}]}
+    else:
+        path, body = "/v1/responses", responses_body(b, stream=True)
+    arrivals: list[int] = []
+    first_sent = 0
+    async with http.stream("POST", t.base_url + path, json=body, headers=t.headers) as r:
+        r.raise_for_status()
+        async for line in r.aiter_lines():
+            if not line.startswith("data:") or line == "data: [DONE]":
+                continue
+            now = time.monotonic_ns()
+            event = json.loads(line[5:])
+            text = _delta_text(event, chat)
+            if text:
+                if not arrivals:
+                    first_sent = int(text.split()[0])
+                arrivals.append(now)
+    if not arrivals:
+        raise RuntimeError(f"{t.name}: no text delta")
+    gaps = [(b_ - a) / 1e6 for a, b_ in itertools.pairwise(arrivals)]
+    return StreamTiming((arrivals[0] - first_sent) / 1e6, gaps)
+
+
+def _delta_text(event: dict[str, Any], chat: bool) -> str:
+    if chat:
+        choices = event.get("choices") or [{}]
+        return str(choices[0].get("delta", {}).get("content") or "")
+    return str(event.get("delta") or "") if event.get("type") == "response.output_text.delta" else ""
+
+
+@dataclass
+class LoopResult:
+    """A closed loop's outcome: completions per second over the measured window."""
+
+    completed: int
+    errors: int
+    seconds: float
+    probes: tuple[Any, Any] = (None, None)  # what `probe` returned at the window's start and end
+
+    @property
+    def per_second(self) -> float:
+        """Completed requests per second."""
+        return self.completed / self.seconds
+
+
+async def closed_loop(request: Callable[[], Awaitable[object]], concurrency: int, seconds: float,
+                      warmup: float = 2.0, probe: Callable[[], Any] = lambda: None) -> LoopResult:
+    """`concurrency` clients each sending the next request as soon as the last one ends; counts only the
+    requests that finish inside the window after the warm-up, and calls `probe` as the window opens and closes."""
+    start = time.monotonic()
+    window = (start + warmup, start + warmup + seconds)
+    completed = errors = 0
+
+    async def probe_at_edges() -> tuple[Any, Any]:
+        await asyncio.sleep(warmup)
+        first = probe()
+        await asyncio.sleep(seconds)
+        return first, probe()
+
+    async def client() -> None:
+        nonlocal completed, errors
+        while time.monotonic() < window[1]:
+            try:
+                await request()
+            except (httpx.HTTPError, RuntimeError):
+                errors += 1
+                continue
+            if window[0] <= time.monotonic() <= window[1]:
+                completed += 1
+
+    probes, *_ = await asyncio.gather(probe_at_edges(), *(client() for _ in range(concurrency)))
+    return LoopResult(completed, errors, seconds, probes)

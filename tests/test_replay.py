@@ -1,0 +1,33 @@
+"""Workflow code changes stay compatible with histories recorded by earlier versions (deploys mid-flight)."""
+
+from pathlib import Path
+
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from tests.conftest import Stack
+from tests.scripted_upstream import Reply
+from tests.test_responses import create
+from workflows.response import ResponseWorkflow
+
+DATA = Path(__file__).parent / "data"
+
+
+def replayer() -> Replayer:
+    return Replayer(workflows=[ResponseWorkflow], data_converter=pydantic_data_converter)
+
+
+async def test_history_from_before_start_in_first_call_still_replays() -> None:
+    # Recorded with the version that marked responses in_progress in a local activity of its own.
+    history = WorkflowHistory.from_json("resp_recorded",
+                                        (DATA / "history-before-start-in-first-call.json").read_text())
+    result = await replayer().replay_workflow(history)
+    assert result.replay_failure is None
+
+
+async def test_a_current_history_replays(stack: Stack) -> None:
+    model = await stack.model(Reply(text="hi"))
+    body = await create(stack, await stack.new_key(), model=model, input="hello")
+    history = await stack.temporal.get_workflow_handle(body["id"]).fetch_history()
+    assert (await replayer().replay_workflow(history)).replay_failure is None
