@@ -78,12 +78,13 @@ class ModelCallActivity:
     async def call_model(self, inp: ModelCallInput) -> ModelTurn:
         """Call the model for one turn; a retry after the step completed returns the stored turn."""
         async with self.sessions() as s:
-            if inp.start_response:
-                await db.set_status(s, inp.response_id, "in_progress", only_from=("queued",))
+            # Committed together with the step's start below: no transaction of its own.
+            moved = (await db.set_status(s, inp.response_id, "in_progress", only_from=("queued",), commit=False)
+                     if inp.start_response else None)
             done = await db.completed_step_result(s, inp.response_id, inp.seq)
             if done is not None:
                 return ModelTurn.model_validate(done)
-            response = await db.get_response(s, inp.response_id)
+            response = moved or await db.get_response(s, inp.response_id)
             if response is None:
                 raise ApplicationError("response was deleted", type="ResponseGone", non_retryable=True)
             await db.start_step(s, inp.response_id, inp.seq, "model_call", activity.info().attempt)

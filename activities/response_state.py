@@ -19,7 +19,7 @@ class ResponseStateActivities:
 
     @activity.defn(name="mark_in_progress")
     async def mark_in_progress(self, inp: MarkInProgressInput) -> None:
-        """queued → in_progress."""
+        """queued → in_progress (only workflows started before the first model call did this itself use it)."""
         async with self.sessions() as s:
             await db.set_status(s, inp.response_id, "in_progress", only_from=("queued",))
 

@@ -130,8 +130,13 @@ class Bench:
         for steps in self.counts.steps:
             b = Behaviour(steps=steps)
             await self.register(b)
-            ours = [await timed_response(self.http, self.ours, b) for _ in range(self.counts.steps_n + 1)][1:]
-            direct = [await timed_direct(self.http, self.upstream, b) for _ in range(self.counts.steps_n + 1)][1:]
+            ours, direct = [], []
+            for i in range(self.counts.steps_n + 1):  # alternating; the first round warms up
+                mine = await timed_response(self.http, self.ours, b)
+                theirs = await timed_direct(self.http, self.upstream, b)
+                if i:
+                    ours.append(mine)
+                    direct.append(theirs)
             rows.append({"steps": steps, "agentrunner": summary(ours), "direct": summary(direct)})
         xs = [float(s) for s in self.counts.steps]
         fits = {k: linear_fit(xs, [r[k]["p50"] for r in rows]) for k in ("agentrunner", "direct")}

@@ -177,7 +177,7 @@ class Peer:
     @classmethod
     def start(cls, litellm: Path, upstream: str, workdir: Path) -> "Peer":
         """Start `litellm --config …` and wait until it answers."""
-        config = workdir / "litellm.yaml"
+        litellm, config = litellm.absolute(), workdir / "litellm.yaml"
         config.write_text(LITELLM_CONFIG.format(upstream=upstream))
         port = free_port()
         version = subprocess.run([str(litellm.parent / "python"), "-c",

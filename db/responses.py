@@ -95,8 +95,11 @@ async def context_items(session: AsyncSession, response_id: str) -> list[dict[st
 
 
 async def set_status(session: AsyncSession, response_id: str, status: str, *, only_from: tuple[str, ...],
-                     error: dict[str, Any] | None = None, incomplete_reason: str | None = None) -> Response | None:
+                     error: dict[str, Any] | None = None, incomplete_reason: str | None = None,
+                     commit: bool = True) -> Response | None:
     """Move a response to `status` if it is in one of `only_from`; returns the moved row, None when it did not move.
+
+    With commit=False the change rides on the caller's transaction.
 
     A streamed response also gets its lifecycle events here, in the same transaction: created and
     in_progress when it starts, the terminal event when it ends, whoever moved it (workflow, cancel, sweep).
@@ -116,7 +119,8 @@ async def set_status(session: AsyncSession, response_id: str, status: str, *, on
         else:
             events = [lifecycle(TERMINAL_EVENT[status], rendered)]
         await append_events(session, response_id, events)
-    await session.commit()
+    if commit:
+        await session.commit()
     return row
 
 
