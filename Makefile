@@ -33,7 +33,7 @@ $(PEER_STAMP):
 	$(PEER)/bin/python -m pip install -q 'litellm[proxy]==1.100.5'
 	touch $(PEER_STAMP)
 
-## Run the benchmarks side by side (about 5 minutes); writes bench/results/.
+## Run the benchmarks side by side (about 6 minutes); writes bench/results/.
 bench: $(STAMP) $(PEER_STAMP)
 	$(PY) -m bench.run $(BENCH_ARGS)
 

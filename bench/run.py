@@ -100,10 +100,10 @@ class Bench:
             self._registered.add(b.model)
 
     async def _admin(self, path: str, body: dict[str, Any]) -> None:
+        """Register a model or tool (replacing one an earlier run left, pointing at its own upstream)."""
         r = await self.http.post(self._admin_url + path, json=body,
                                  headers={"Authorization": f"Bearer {self._admin_token}"})
-        if r.status_code != 409:
-            r.raise_for_status()
+        r.raise_for_status()
 
     async def overhead(self) -> dict[str, Any]:
         """Single-step blocking responses: ours, the peer's and the bare upstream call, interleaved."""

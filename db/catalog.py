@@ -2,9 +2,10 @@
 
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -56,11 +57,8 @@ async def add_model(session: AsyncSession, alias: str, base_url: str, upstream_m
     """Register (or replace) a model alias."""
     if not base_url.startswith(("http://", "https://")):
         raise InvalidRequest("base_url must be an http(s) URL.", param="base_url")
-    row = UpstreamModel(alias=alias, base_url=base_url.rstrip("/"), upstream_model=upstream_model or alias,
-                        api_key=api_key)
-    await session.merge(row)
-    await session.commit()
-    return row
+    values = {"base_url": base_url.rstrip("/"), "upstream_model": upstream_model or alias, "api_key": api_key}
+    return await _upsert(session, UpstreamModel, {"alias": alias, **values}, "alias", values)
 
 
 async def remove_model(session: AsyncSession, alias: str) -> None:
@@ -81,13 +79,23 @@ async def add_tool(session: AsyncSession, *, name: str, url: str, description: s
         raise InvalidRequest("timeout_seconds must be positive.", param="timeout_seconds")
     if (secret_header_name is None) != (secret_header_value is None):
         raise InvalidRequest("secret_header_name and secret_header_value go together.", param="secret_header_name")
-    row = Tool(name=name, url=url, description=description,
-               parameters=parameters or {"type": "object", "properties": {}},
-               timeout_seconds=timeout_seconds, secret_header_name=secret_header_name,
-               secret_header_value=secret_header_value)
-    await session.merge(row)
+    values = {"url": url, "description": description, "parameters": parameters or {"type": "object", "properties": {}},
+              "timeout_seconds": timeout_seconds, "secret_header_name": secret_header_name,
+              "secret_header_value": secret_header_value}
+    return await _upsert(session, Tool, {"name": name, **values}, "name", values)
+
+
+CatalogRow = TypeVar("CatalogRow", UpstreamModel, Tool)
+
+
+async def _upsert(session: AsyncSession, table: type[CatalogRow], row: dict[str, Any], key: str,
+                  values: dict[str, Any]) -> CatalogRow:
+    """Insert a catalog row or replace its values in place (keeping when it was first created)."""
+    stmt = insert(table).values(**row).on_conflict_do_update(index_elements=[key], set_=values)
+    stored = await session.scalar(stmt.returning(table).execution_options(populate_existing=True))
     await session.commit()
-    return row
+    assert stored is not None
+    return stored
 
 
 async def list_tools(session: AsyncSession) -> list[Tool]:

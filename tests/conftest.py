@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import signal
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -30,6 +31,11 @@ from tests.scripted_upstream import Reply, ScriptedUpstream, ToolBehaviour
 from worker import build_worker
 
 ADMIN_TOKEN = "admin-test-token"
+
+# A run started in the background of a non-interactive shell inherits SIGINT ignored, and so would every process
+# the tests start; the tests that press Ctrl-C on `agentrunner dev` need it delivered.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

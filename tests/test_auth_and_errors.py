@@ -124,3 +124,17 @@ async def test_unknown_route_and_method_use_the_envelope(stack: Stack) -> None:
     key = await stack.new_key()
     assert_envelope(await stack.call("GET", "/v1/nothing-here", key), 404, "not_found_error")
     assert_envelope(await stack.call("PUT", "/v1/responses", key), 405, "invalid_request_error")
+
+
+async def test_registering_a_model_or_tool_again_replaces_it(stack: Stack) -> None:
+    name = stack.upstream.script(Reply(text="from the new upstream"))
+    await stack.admin("POST", "/admin/models", {"alias": name, "base_url": "http://127.0.0.1:9/v1"})
+    await stack.admin("POST", "/admin/models", {"alias": name, "base_url": stack.upstream.base_url + "/v1"})
+    body = await create(stack, await stack.new_key(), model=name, input="hi")
+    assert body["status"] == "completed" and body["output"][0]["content"][0]["text"] == "from the new upstream"
+
+    tool = {"name": "replaced_tool", "url": "http://127.0.0.1:9/x", "description": "first"}
+    await stack.admin("POST", "/admin/tools", tool)
+    await stack.admin("POST", "/admin/tools", {**tool, "description": "second", "timeout_seconds": 5})
+    listed = [t for t in (await stack.admin("GET", "/admin/tools"))["data"] if t["name"] == "replaced_tool"]
+    assert [(t["description"], t["timeout_seconds"]) for t in listed] == [("second", 5)]
