@@ -8,6 +8,7 @@ own the processes (throughput vs workers, memory) are then skipped.
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import platform
@@ -42,6 +43,8 @@ def machine() -> dict[str, Any]:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     """Start what is needed, measure every section, stop everything."""
     counts = SMOKE if args.smoke else Counts()
+    if args.concurrency:
+        counts = dataclasses.replace(counts, concurrency=args.concurrency)
     upstream = Upstream.start()
     stack = peer = None
     exit_stack = ExitStack()
@@ -101,6 +104,7 @@ def main() -> None:
     p.add_argument("--litellm", default=str(ROOT / "bench" / ".peer" / "bin" / "litellm"),
                    help="the peer's `litellm` executable, or 'none'")
     p.add_argument("--profile", action="store_true", help="also record py-spy profiles of the API and a worker")
+    p.add_argument("--concurrency", type=int, help="clients in the throughput section (default 32)")
     p.add_argument("--only", help="comma-separated sections to run (default: all)")
     p.add_argument("--max-minutes", type=float, default=30, help="give up after this long")
     p.add_argument("--base-url", help="measure a running stack instead of starting one")
