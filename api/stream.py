@@ -78,16 +78,22 @@ async def relay(sessions: async_sessionmaker[AsyncSession], notifier: EventNotif
             wake.clear()  # cleared before reading, so a NOTIFY during the read is not lost
             async with sessions() as s:
                 events = await events_after(s, response_id, after)
-                row = None if events else await db.get_response(s, response_id)
+                ended = False
+                if not events:
+                    row = await db.get_response(s, response_id)
+                    ended = row is None or row.status in TERMINAL_STATUSES
+                    if ended:
+                        # The terminal event commits with the status, possibly just after the first read.
+                        events = await events_after(s, response_id, after)
             for event in events:
                 yield sse(event)
                 after = event["sequence_number"]
                 if event["type"] in TERMINAL_EVENT_TYPES:
                     return
+            if ended:
+                return  # deleted meanwhile, or ended and everything is sent
             if events:
                 continue
-            if row is None or row.status in TERMINAL_STATUSES:
-                return  # deleted meanwhile, or ended (its terminal event was already sent)
             with contextlib.suppress(TimeoutError):
                 # NOTIFY wakes us at once; the timeout is only a fallback while LISTEN reconnects.
                 await asyncio.wait_for(wake.wait(), timeout=poll_seconds)

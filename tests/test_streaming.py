@@ -6,6 +6,9 @@ from typing import Any
 
 import pytest
 
+from api import stream as api_stream
+from db import responses as db_responses
+from db.events import events_after
 from tests.conftest import Stack
 from tests.helpers import eventually
 from tests.scripted_upstream import Reply, ToolBehaviour
@@ -236,3 +239,34 @@ def without_parsed(value: Any) -> Any:
 
 async def _has_delta(events: list[dict[str, Any]]) -> bool:
     return any(e["type"] == "response.output_text.delta" for e in events)
+
+
+async def test_relay_sends_the_terminal_event_that_commits_between_its_two_reads(
+        stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A response in progress whose stream is all caught up: its next read finds no events.
+    model = await stack.model(Reply(text="slow", delay=30))
+    key = await stack.new_key()
+    async with stack.http.stream("POST", stack.url + "/v1/responses", json={"model": model, "input": "hi",
+                                 "stream": True}, headers={"Authorization": f"Bearer {key}"}) as r:
+        first = await anext(sse_events(r))
+    response_id = first["response"]["id"]
+    async with stack.sessions() as s:
+        caught_up = (await events_after(s, response_id, -1))[-1]["sequence_number"]
+
+    real_events_after = events_after
+    raced = False
+
+    async def events_after_then_finish(s: Any, rid: str, after: int) -> list[dict[str, Any]]:
+        nonlocal raced
+        found = await real_events_after(s, rid, after)
+        if not found and not raced:
+            raced = True  # the response ends right after this read, before the relay looks at its status
+            async with stack.sessions() as other:
+                await db_responses.set_status(other, rid, "cancelled", only_from=db_responses.OPEN_STATUSES)
+        return found
+
+    monkeypatch.setattr(api_stream, "events_after", events_after_then_finish)
+    notifier = api_stream.EventNotifier(str(stack.settings.database_url))
+    frames = [f async for f in api_stream.relay(stack.sessions, notifier, response_id, caught_up)]
+    assert raced and len(frames) == 1 and b"response.failed" in frames[0] and b'"cancelled"' in frames[0]
+    await stack.temporal.get_workflow_handle(response_id).terminate()
