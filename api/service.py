@@ -253,12 +253,7 @@ class ResponseService:
             # No worker took the cancel in time (or the workflow is gone): stop it the hard way.
             with contextlib.suppress(RPCError):
                 await handle.terminate(reason="cancel requested; no worker completed it in time")
-        async with self.sessions() as s:
-            fresh = await db.set_status(s, response_id, "cancelled", only_from=db.OPEN_STATUSES)
-            if fresh is None:  # the workflow finished it first
-                fresh = await db.get_response(s, response_id)
-        assert fresh is not None
-        return fresh
+        return await self._end(response_id, "cancelled")
 
     async def delete(self, owner_id: str, response_id: str) -> None:
         """Delete a response; an open one's workflow is terminated first so nothing writes after."""
@@ -288,9 +283,13 @@ class ResponseService:
         if status is None:
             return row
         error = None if status == "cancelled" else {"status": 500, "message": reason, "code": "server_error"}
+        return await self._end(response_id, status, error)
+
+    async def _end(self, response_id: str, status: str, error: dict[str, Any] | None = None) -> Response:
+        """Move an open response to a terminal status; the row as it now is (someone may have ended it first)."""
         async with self.sessions() as s:
             fresh = await db.set_status(s, response_id, status, only_from=db.OPEN_STATUSES, error=error)
-            if fresh is None:  # someone else moved it meanwhile
+            if fresh is None:
                 fresh = await db.get_response(s, response_id)
         assert fresh is not None
         return fresh
