@@ -64,11 +64,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=200)) as http:
             bench = Bench(http, Target("agentrunner", base_url, {"Authorization": f"Bearer {api_key}"}),
                           upstream.url, Target("peer", peer.base_url) if peer else None, counts,
-                          (base_url, admin_token))
+                          (base_url, admin_token), settings)
             sections: dict[str, Callable[[], Awaitable[Any]]] = {
-                "overhead": bench.overhead, "phases": lambda: bench.phases(settings), "steps": bench.steps,
+                "overhead": bench.overhead, "phases": bench.phases, "steps": bench.steps,
                 "streaming": bench.streaming,
-                "history": lambda: bench.history(settings)}
+                "history": bench.history}
             if stack:  # these need to own the processes
                 sections |= {"memory": lambda: bench.memory(stack, workers=2),
                              "throughput": lambda: bench.throughput(stack)}

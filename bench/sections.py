@@ -14,6 +14,7 @@ from temporalio.api.enums.v1 import EventType, TaskQueueType
 from temporalio.api.history.v1 import History
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
 
 from bench.measure import (
     Target,
@@ -69,11 +70,19 @@ class Bench:
     """One run: the targets, the counts and what has been measured so far."""
 
     def __init__(self, http: httpx.AsyncClient, ours: Target, upstream: str, peer: Target | None,
-                 counts: Counts, admin: tuple[str, str]) -> None:
+                 counts: Counts, admin: tuple[str, str], settings: Settings) -> None:
         self.http, self.ours, self.upstream, self.peer, self.counts = http, ours, upstream, peer, counts
         self._admin_url, self._admin_token = admin
         self._registered: set[str] = set()
         self.direct = Target("direct", upstream)
+        self.settings = settings
+        self._client: Client | None = None
+
+    async def temporal(self) -> Client:
+        """The Temporal client, connected on first use (only some sections need one)."""
+        if self._client is None:
+            self._client = await connect_temporal(self.settings)
+        return self._client
 
     async def register(self, b: Behaviour) -> None:
         """Route this behaviour's model name to the upstream (and the echo tool, once)."""
@@ -153,7 +162,7 @@ class Bench:
         rows = []
         for n in self.counts.workers:
             stack.scale(n)
-            await _wait_for_pollers(stack.settings, n)
+            await self._wait_for_pollers(n)
             loop = await closed_loop(lambda: timed_response(self.http, self.ours, b), self.counts.concurrency,
                                      self.counts.window_s, probe=lambda: _cpu(stack))
             before, after = loop.probes
@@ -174,7 +183,7 @@ class Bench:
     async def memory(self, stack: OurStack, workers: int) -> dict[str, Any]:
         """Resident memory of the API and the workers, idle and with many responses in flight."""
         stack.scale(workers)
-        await _wait_for_pollers(stack.settings, workers)
+        await self._wait_for_pollers(workers)
         idle = {name: rss_bytes(pid) for name, pid in stack.pids().items()}
         b = Behaviour(latency_ms=15_000)
         await self.register(b)
@@ -200,11 +209,11 @@ class Bench:
                 "in_flight_mib": {k: v / mib for k, v in peak.items()},
                 "idle_total_mib": sum(idle.values()) / mib, "in_flight_total_mib": sum(peak.values()) / mib}
 
-    async def phases(self, settings: Settings) -> dict[str, Any]:
+    async def phases(self) -> dict[str, Any]:
         """Where a single-step response's time goes, from the Temporal history's event times (median ms)."""
         b = Behaviour()
         await self.register(b)
-        client = await connect_temporal(settings)
+        client = await self.temporal()
         samples: dict[str, list[float]] = {}
         for i in range(self.counts.single_n + 2):
             sent = time.time()
@@ -233,9 +242,9 @@ class Bench:
         return sum(int(float(line.rsplit(" ", 1)[1])) for line in r.text.splitlines()
                    if line.startswith("agentrunner_responses_open{"))
 
-    async def history(self, settings: Settings) -> dict[str, Any]:
+    async def history(self) -> dict[str, Any]:
         """Temporal history bytes per response vs tool steps, with a small and a 100 kB answer."""
-        client = await connect_temporal(settings)
+        client = await self.temporal()
         rows = []
         for steps in self.counts.history_steps:
             row: dict[str, Any] = {"steps": steps}
@@ -256,7 +265,7 @@ class Bench:
     async def profile(self, stack: OurStack, out: Path) -> dict[str, Any]:
         """py-spy on the API and one worker while a closed loop saturates them."""
         stack.scale(1)
-        await _wait_for_pollers(stack.settings, 1)
+        await self._wait_for_pollers(1)
         b = Behaviour()
         await self.register(b)
         seconds = self.counts.window_s
@@ -272,6 +281,19 @@ class Bench:
             spy.wait(timeout=60)
         return {"per_second": loop.per_second, "errors": loop.errors,
                 "files": [f"profile-{name}.txt" for name in spies]}
+
+    async def _wait_for_pollers(self, workers: int, timeout: float = 60) -> None:
+        """Wait until `workers` distinct worker processes poll the activity task queue."""
+        client = await self.temporal()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            described = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
+                namespace=self.settings.temporal_namespace, task_queue=TaskQueue(name=self.settings.task_queue),
+                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY))
+            if len({p.identity for p in described.pollers}) >= workers:
+                return
+            await asyncio.sleep(0.2)
+        raise TimeoutError(f"{workers} workers not polling after {timeout}s")
 
 
 def _cpu(stack: OurStack) -> dict[str, float]:
@@ -289,17 +311,3 @@ def _ratios(stats: dict[str, dict[str, float]], q: str) -> dict[str, float]:
         out[f"ratio_vs_peer_{q}"] = stats["agentrunner"][q] / stats["peer"][q]
         out[f"peer_ratio_vs_direct_{q}"] = stats["peer"][q] / stats["direct"][q]
     return out
-
-
-async def _wait_for_pollers(settings: Settings, workers: int, timeout: float = 60) -> None:
-    """Wait until `workers` distinct worker processes poll the activity task queue."""
-    client = await connect_temporal(settings)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        described = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
-            namespace=settings.temporal_namespace, task_queue=TaskQueue(name=settings.task_queue),
-            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY))
-        if len({p.identity for p in described.pollers}) >= workers:
-            return
-        await asyncio.sleep(0.2)
-    raise TimeoutError(f"{workers} workers not polling after {timeout}s")
