@@ -3,7 +3,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NODE_STAMP := tests/node/node_modules/.installed
 
-.PHONY: dev test lint install clean bench
+.PHONY: dev test test-fast lint install clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -24,6 +24,10 @@ dev: $(STAMP)
 ## Run the whole test suite against real PostgreSQL, Temporal and clients.
 test: $(STAMP) $(NODE_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## Run the fast tier only: the tests that need neither PostgreSQL nor the shared Temporal server (seconds).
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not stack" $(PYTEST_ARGS)
 
 # LiteLLM's proxy, the peer the benchmarks compare with, in a virtualenv of its own (its pins clash with ours).
 PEER := bench/.peer

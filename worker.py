@@ -18,10 +18,10 @@ from activities.response_state import ResponseStateActivities
 from activities.tool_call import ToolCallActivity
 from core.logging import configure_logging
 from core.metrics import Metrics
+from core.process import exit_after_shutdown
 from core.settings import Settings
+from core.temporal import connect_temporal
 from db.engine import create_engine, session_factory
-from stack.process import exit_after_shutdown
-from stack.temporal import connect_temporal
 from workflows.response import ResponseWorkflow
 
 log = logging.getLogger("agentrunner.worker")
@@ -76,7 +76,7 @@ async def run_worker(settings: Settings, *, task_queues: Sequence[str] = (), max
     log.info("worker stopped")
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> None:
     """`python worker.py [--task-queue Q]… [--max-concurrent-activities N] …`."""
     parser = argparse.ArgumentParser(description="agentrunner worker")
     parser.add_argument("--task-queue", action="append", default=[],
@@ -84,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--max-concurrent-activities", type=int, default=100)
     parser.add_argument("--max-concurrent-workflow-tasks", type=int, default=100)
     args = parser.parse_args(argv)
-    settings = Settings()
+    settings = settings or Settings()
     configure_logging(settings.log_format)
     asyncio.run(run_worker(settings, task_queues=args.task_queue,
                            max_concurrent_activities=args.max_concurrent_activities,

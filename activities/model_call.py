@@ -11,17 +11,21 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
+from activities.lifecycle import move_status
 from activities.message_stream import MessageStream
 from activities.upstream import chat_completion, stream_chat_completion, upstream_error
 from core.contracts import ModelCallInput, ModelTurn, ToolCallRef, UpstreamFailure
 from core.convert import completion_to_items, items_to_messages, tool_choice_to_chat, tools_to_chat
 from core.ids import new_id
 from core.metrics import Metrics
+from core.model_target import ModelTarget
 from core.scripted import scripted_completion
 from core.settings import Settings
+from core.status import ResponseStatus
 from core.stream_events import PriorStep, call_events
+from core.usage import Usage
 from db import responses as db
-from db.catalog import ModelTarget, resolve_model
+from db.catalog import resolve_model
 from db.events import step_events
 
 
@@ -42,16 +46,6 @@ def build_payload(request: dict[str, Any], target: ModelTarget, messages: list[d
         if request.get(ours) is not None:
             payload[theirs] = request[ours]
     return payload
-
-
-def _usage(completion: dict[str, Any]) -> dict[str, int]:
-    usage = completion.get("usage") or {}
-    return {
-        "input_tokens": int(usage.get("prompt_tokens") or 0),
-        "output_tokens": int(usage.get("completion_tokens") or 0),
-        "cached_tokens": int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0),
-        "reasoning_tokens": int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0),
-    }
 
 
 def merge_tool_call_delta(calls: dict[int, dict[str, Any]], delta: dict[str, Any]) -> None:
@@ -79,7 +73,8 @@ class ModelCallActivity:
         """Call the model for one turn; a retry after the step completed returns the stored turn."""
         async with self.sessions() as s:
             # Committed together with the step's start below: no transaction of its own.
-            moved = (await db.set_status(s, inp.response_id, "in_progress", only_from=("queued",), commit=False)
+            moved = (await move_status(s, inp.response_id, ResponseStatus.IN_PROGRESS,
+                                       only_from=(ResponseStatus.QUEUED,), commit=False)
                      if inp.start_response else None)
             done = await db.completed_step_result(s, inp.response_id, inp.seq)
             if done is not None:
@@ -125,9 +120,9 @@ class ModelCallActivity:
             items = message_items + calls
             events += [e for j, c in enumerate(calls) for e in call_events(first_call_index + j, c)]
             partials = stream.stored_partials
-        usage = _usage(completion)
-        self.metrics.tokens.labels(response.model, "input").inc(usage["input_tokens"])
-        self.metrics.tokens.labels(response.model, "output").inc(usage["output_tokens"])
+        usage = Usage.from_chat(completion.get("usage"))
+        self.metrics.tokens.labels(response.model, "input").inc(usage.input_tokens)
+        self.metrics.tokens.labels(response.model, "output").inc(usage.output_tokens)
         turn = ModelTurn(
             seq=inp.seq,
             tool_calls=[ToolCallRef(call_id=c["id"] if c["type"] == "mcp_call" else c["call_id"], name=c["name"],
@@ -135,7 +130,7 @@ class ModelCallActivity:
                         for j, c in enumerate(calls)],
             finish_reason=choice.get("finish_reason"),
             output_items=partials + len(items),
-            **usage,
+            usage=usage,
         )
         async with self.sessions() as s:
             await db.complete_step(s, inp.response_id, inp.seq, items=items, result=turn.model_dump(), usage=usage,

@@ -5,8 +5,10 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
+from activities.lifecycle import move_status
 from core.contracts import FinalizeInput, MarkInProgressInput
 from core.metrics import Metrics
+from core.status import OPEN_STATUSES, ResponseStatus
 from db import responses as db
 
 
@@ -21,15 +23,15 @@ class ResponseStateActivities:
     async def mark_in_progress(self, inp: MarkInProgressInput) -> None:
         """queued → in_progress (only workflows started before the first model call did this itself use it)."""
         async with self.sessions() as s:
-            await db.set_status(s, inp.response_id, "in_progress", only_from=("queued",))
+            await move_status(s, inp.response_id, ResponseStatus.IN_PROGRESS, only_from=(ResponseStatus.QUEUED,))
 
     @activity.defn(name="finalize")
     async def finalize(self, inp: FinalizeInput) -> None:
         """Write the terminal status unless one is already there."""
         error = inp.error.model_dump() if inp.error is not None else None
         async with self.sessions() as s:
-            row = await db.set_status(s, inp.response_id, inp.status, only_from=db.OPEN_STATUSES, error=error,
-                                      incomplete_reason=inp.incomplete_reason)
+            row = await move_status(s, inp.response_id, inp.status, only_from=OPEN_STATUSES, error=error,
+                                    incomplete_reason=inp.incomplete_reason)
             steps = await db.count_steps(s, inp.response_id) if row else 0
         if row is not None and row.completed_at is not None:
             self.metrics.response_seconds.labels(row.model, inp.status).observe(

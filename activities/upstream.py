@@ -6,10 +6,11 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+from httpx_sse import aconnect_sse
 from temporalio.exceptions import ApplicationError
 
 from core.contracts import UpstreamFailure
-from db.catalog import ModelTarget
+from core.model_target import ModelTarget
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
 
@@ -78,18 +79,21 @@ async def stream_chat_completion(http: httpx.AsyncClient, target: ModelTarget, p
     assert target.base_url is not None
     body = {**payload, "stream": True, "stream_options": {"include_usage": True}}
     try:
-        async with http.stream("POST", target.completions_url, json=body, headers=target.headers,
-                               timeout=timeout_seconds) as resp:
+        # aconnect_sse writes Accept/Cache-Control into the headers dict it is given: hand it a copy.
+        async with aconnect_sse(http, "POST", target.completions_url, json=body, headers=dict(target.headers),
+                                timeout=timeout_seconds) as event_source:
+            resp = event_source.response
+            # Before iterating: aiter_sse rejects a body that is not text/event-stream (SSEError), and an
+            # upstream's error usually is JSON, whose status and message must reach the caller as they were.
             if resp.status_code >= 400:
                 await resp.aread()
                 raise error_for_response(resp)
-            async for line in resp.aiter_lines():
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
+            async for sse in event_source.aiter_sse():
+                if not sse.data:
+                    continue  # an event without data (e.g. a named keep-alive) carries no chunk
+                if sse.data.strip() == "[DONE]":
                     return
-                chunk = json.loads(data)
+                chunk = json.loads(sse.data)
                 if isinstance(chunk, dict) and chunk.get("error"):
                     err = chunk["error"]
                     message = err.get("message", str(err)) if isinstance(err, dict) else str(err)
@@ -99,7 +103,7 @@ async def stream_chat_completion(http: httpx.AsyncClient, target: ModelTarget, p
     except httpx.TimeoutException as exc:
         raise upstream_error(UpstreamFailure(status=504, message=f"upstream timed out: {exc!r}"),
                              retryable=True) from exc
-    except (httpx.HTTPError, json.JSONDecodeError) as exc:
+    except (httpx.HTTPError, json.JSONDecodeError) as exc:  # SSEError (a 2xx that is no event stream) is one
         raise upstream_error(UpstreamFailure(status=502, message=f"upstream stream broken: {exc!r}"),
                              retryable=True) from exc
     raise upstream_error(UpstreamFailure(status=502, message="upstream stream ended without [DONE]"),

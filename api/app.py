@@ -15,13 +15,14 @@ from api.errors import install_error_handlers
 from api.request_metrics import RequestMetrics
 from api.routes import admin, chat, models, responses
 from api.service import ResponseService
-from api.stream import EventNotifier
+from api.stream import EventNotifier, EventRelay
 from core.metrics import Metrics
 from core.settings import Settings
+from core.status import OPEN_STATUSES
+from core.temporal import connect_temporal
 from db.engine import create_engine, database_url, session_factory
 from db.events import delete_expired_events
-from db.responses import OPEN_STATUSES, count_open_responses
-from stack.temporal import connect_temporal
+from db.responses import count_open_responses
 
 log = logging.getLogger("agentrunner.api")
 
@@ -54,7 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await notifier.start()
         http = httpx.AsyncClient(timeout=settings.upstream_timeout_seconds)
         app.state.settings, app.state.sessions, app.state.service = settings, sessions, service
-        app.state.notifier, app.state.http = notifier, http
+        app.state.relay = EventRelay(sessions, notifier, settings.sse_keepalive_seconds)
+        app.state.http = http
         sweeper = asyncio.create_task(_sweep_forever(service, settings))
         try:
             yield

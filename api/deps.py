@@ -2,6 +2,7 @@
 
 import hmac
 import json
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import httpx
@@ -9,7 +10,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.service import ResponseService
-from api.stream import EventNotifier
+from api.stream import EventRelay
 from core.errors import Forbidden, InvalidRequest, Unauthorized
 from core.settings import Settings
 from db.catalog import owner_for_key
@@ -25,9 +26,9 @@ def get_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
     return request.app.state.sessions
 
 
-def get_notifier(request: Request) -> EventNotifier:
-    """The LISTEN/NOTIFY fan-out owned by the lifespan."""
-    return request.app.state.notifier
+def get_relay(request: Request) -> EventRelay:
+    """The SSE relay of event logs owned by the lifespan."""
+    return request.app.state.relay
 
 
 def get_http(request: Request) -> httpx.AsyncClient:
@@ -38,6 +39,17 @@ def get_http(request: Request) -> httpx.AsyncClient:
 def get_service(request: Request) -> ResponseService:
     """The response service owned by the lifespan."""
     return request.app.state.service
+
+
+async def db_session(sessions: Annotated[async_sessionmaker[AsyncSession], Depends(get_sessions)],
+                     ) -> AsyncIterator[AsyncSession]:
+    """The request's one database session (shared by authentication and the route), closed when the route returns."""
+    async with sessions() as s:
+        yield s
+
+
+# Scope "function": closed before a streamed body is sent, so an SSE relay does not pin a pooled connection.
+Db = Annotated[AsyncSession, Depends(db_session, scope="function")]
 
 
 async def read_json(request: Request) -> Any:
@@ -56,12 +68,9 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-async def current_owner(request: Request,
-                        sessions: Annotated[async_sessionmaker[AsyncSession], Depends(get_sessions)]) -> str:
+async def current_owner(request: Request, s: Db) -> str:
     """The owner of the caller's API key; 401 otherwise."""
-    token = _bearer(request)
-    async with sessions() as s:
-        owner = await owner_for_key(s, token)
+    owner = await owner_for_key(s, _bearer(request))
     if owner is None:
         raise Unauthorized("Incorrect API key provided.", code="invalid_api_key")
     return owner
@@ -77,8 +86,7 @@ def require_admin(request: Request, settings: Annotated[Settings, Depends(get_se
 
 Owner = Annotated[str, Depends(current_owner)]
 Service = Annotated[ResponseService, Depends(get_service)]
-Sessions = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessions)]
-Notifier = Annotated[EventNotifier, Depends(get_notifier)]
+Relay = Annotated[EventRelay, Depends(get_relay)]
 Http = Annotated[httpx.AsyncClient, Depends(get_http)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 Admin = Depends(require_admin)

@@ -6,14 +6,16 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 
 import psycopg
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from core.status import TERMINAL_STATUSES
 from core.stream_events import TERMINAL_EVENT_TYPES
 from db import responses as db
 from db.events import CHANNEL, events_after
-from db.tables import TERMINAL_STATUSES
 
 log = logging.getLogger("agentrunner.api")
 
@@ -65,35 +67,43 @@ class EventNotifier:
                 await asyncio.sleep(1.0)
 
 
-def sse(event: dict[str, object]) -> bytes:
-    """One server-sent event frame."""
-    return f"event: {event['type']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n".encode()
+@dataclass
+class EventRelay:
+    """Serves response event logs as SSE: replay, then follow live; keep-alive comments while nothing happens."""
 
+    sessions: async_sessionmaker[AsyncSession]
+    notifier: EventNotifier
+    keepalive_seconds: float
+    poll_seconds: float = 1.0  # fallback while the LISTEN connection is being re-established
 
-async def relay(sessions: async_sessionmaker[AsyncSession], notifier: EventNotifier, response_id: str,
-                after: int, poll_seconds: float = 1.0) -> AsyncIterator[bytes]:
-    """Replay events after `after`, then follow the log live until the terminal event."""
-    with notifier.subscribe(response_id) as wake:
-        while True:
-            wake.clear()  # cleared before reading, so a NOTIFY during the read is not lost
-            async with sessions() as s:
-                events = await events_after(s, response_id, after)
-                ended = False
-                if not events:
-                    row = await db.get_response(s, response_id)
-                    ended = row is None or row.status in TERMINAL_STATUSES
-                    if ended:
-                        # The terminal event commits with the status, possibly just after the first read.
-                        events = await events_after(s, response_id, after)
-            for event in events:
-                yield sse(event)
-                after = event["sequence_number"]
-                if event["type"] in TERMINAL_EVENT_TYPES:
-                    return
-            if ended:
-                return  # deleted meanwhile, or ended and everything is sent
-            if events:
-                continue
-            with contextlib.suppress(TimeoutError):
-                # NOTIFY wakes us at once; the timeout is only a fallback while LISTEN reconnects.
-                await asyncio.wait_for(wake.wait(), timeout=poll_seconds)
+    def response(self, response_id: str, after: int) -> EventSourceResponse:
+        """The SSE response for one event log, from sequence number `after` + 1."""
+        # Proxies cut idle connections: a comment every keepalive_seconds keeps a long tool step's stream open.
+        return EventSourceResponse(self.events(response_id, after), ping=self.keepalive_seconds, sep="\n")
+
+    async def events(self, response_id: str, after: int) -> AsyncIterator[ServerSentEvent]:
+        """Replay events after `after`, then follow the log live until the terminal event."""
+        with self.notifier.subscribe(response_id) as wake:
+            while True:
+                wake.clear()  # cleared before reading, so a NOTIFY during the read is not lost
+                async with self.sessions() as s:
+                    events = await events_after(s, response_id, after)
+                    ended = False
+                    if not events:
+                        row = await db.get_response(s, response_id)
+                        ended = row is None or row.status in TERMINAL_STATUSES
+                        if ended:
+                            # The terminal event commits with the status, possibly just after the first read.
+                            events = await events_after(s, response_id, after)
+                for event in events:
+                    yield ServerSentEvent(json.dumps(event, separators=(",", ":")), event=event["type"])
+                    after = event["sequence_number"]
+                    if event["type"] in TERMINAL_EVENT_TYPES:
+                        return
+                if ended:
+                    return  # deleted meanwhile, or ended and everything is sent
+                if events:
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    # NOTIFY wakes us at once; the timeout is only a fallback while LISTEN reconnects.
+                    await asyncio.wait_for(wake.wait(), timeout=self.poll_seconds)

@@ -1,6 +1,7 @@
 """The measured sections of a benchmark run: each sends its workload to agentrunner and its references."""
 
 import asyncio
+import statistics
 import subprocess
 import sys
 import time
@@ -19,7 +20,6 @@ from temporalio.client import Client
 from bench.measure import (
     Target,
     closed_loop,
-    quantile,
     responses_body,
     summary,
     timed_direct,
@@ -29,7 +29,7 @@ from bench.measure import (
 from bench.stack import OurStack, cpu_seconds, machine_cpu_seconds, rss_bytes
 from bench.upstream import TOOL, Behaviour
 from core.settings import Settings
-from stack.temporal import connect_temporal
+from core.temporal import connect_temporal
 
 
 @dataclass
@@ -56,14 +56,10 @@ HISTORY_PAD = 100_000
 
 def linear_fit(xs: list[float], ys: list[float]) -> dict[str, float]:
     """Least-squares line y = intercept + slope·x, with r²."""
-    n = len(xs)
-    mx, my = sum(xs) / n, sum(ys) / n
-    sxx = sum((x - mx) ** 2 for x in xs)
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
-    intercept = my - slope * mx
-    ss_tot = sum((y - my) ** 2 for y in ys)
-    ss_res = sum((y - intercept - slope * x) ** 2 for x, y in zip(xs, ys, strict=True))
-    return {"intercept": intercept, "slope": slope, "r2": 1 - ss_res / ss_tot if ss_tot else 1.0}
+    slope, intercept = statistics.linear_regression(xs, ys)
+    # For a least-squares line r² is Pearson's r squared; r is undefined for flat ys, which the line fits exactly.
+    r2 = statistics.correlation(xs, ys) ** 2 if len(set(ys)) > 1 else 1.0
+    return {"intercept": intercept, "slope": slope, "r2": r2}
 
 
 class Bench:
@@ -233,7 +229,7 @@ class Bench:
             if i >= 2:
                 for k, v in phase.items():
                     samples.setdefault(k, []).append(v * 1000)
-        return {k: quantile(v, 0.5) for k, v in samples.items()}
+        return {k: statistics.median(v) for k, v in samples.items()}
 
     async def _open_responses(self) -> int:
         """Responses queued or in progress, as the API's /metrics counts them in PostgreSQL."""

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.settings import Settings
+from core.temporal import connect_temporal, ensure_search_attributes
 from stack.dev import prepare_database
-from stack.temporal import connect_temporal, ensure_search_attributes, start_dev_server, wait_for_port
+from stack.temporal import start_dev_server, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

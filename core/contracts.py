@@ -1,23 +1,27 @@
 """Typed inputs and results passed through Temporal. Kept small: big payloads live in PostgreSQL."""
 
 import json
-from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-TerminalStatus = Literal["completed", "failed", "cancelled", "incomplete"]
+from core.status import ResponseStatus
+from core.usage import Usage
 
 
 class StepPolicy(BaseModel):
-    """Timeouts and retry bounds for the loop's activities (from Settings; workflows cannot read them)."""
+    """Caps, timeouts and retry bounds of a response's steps.
 
-    model_call_timeout_seconds: float = 900.0
-    heartbeat_timeout_seconds: float = 5.0
-    model_max_attempts: int = 6
-    retry_initial_seconds: float = 1.0
-    retry_max_seconds: float = 30.0
-    tool_call_timeout_seconds: float = 900.0
-    tool_max_attempts: int = 5
+    Part of Settings (`AGENTRUNNER_STEPS__<FIELD>`) and handed whole to each workflow, which cannot read settings.
+    """
+
+    max_model_calls: int = Field(16, ge=1, description="model calls per response before it ends incomplete")
+    model_call_timeout_seconds: float = Field(900.0, gt=0, description="one model call attempt's limit")
+    model_max_attempts: int = Field(6, ge=1, description="attempts of one model call (retryable errors)")
+    tool_call_timeout_seconds: float = Field(900.0, gt=0, description="one tool call attempt's limit")
+    tool_max_attempts: int = Field(5, ge=1, description="attempts of one tool step (worker crashes)")
+    heartbeat_timeout_seconds: float = Field(5.0, gt=0, description="how fast a dead worker's step moves on")
+    retry_initial_seconds: float = Field(1.0, gt=0, description="first retry delay of a step, doubling after")
+    retry_max_seconds: float = Field(30.0, gt=0, description="longest retry delay of a step")
 
 
 class ResponseWorkflowInput(BaseModel):
@@ -26,7 +30,6 @@ class ResponseWorkflowInput(BaseModel):
     response_id: str
     model: str
     max_tool_calls: int | None = None
-    max_model_calls: int = 16
     policy: StepPolicy = StepPolicy()
 
 
@@ -56,10 +59,7 @@ class ModelTurn(BaseModel):
     tool_calls: list[ToolCallRef] = []
     finish_reason: str | None = None
     output_items: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_tokens: int = 0
-    reasoning_tokens: int = 0
+    usage: Usage = Usage()
 
 
 class ToolCallInput(BaseModel):
@@ -118,7 +118,7 @@ class FinalizeInput(BaseModel):
     """Writes a response's terminal status (only if it is not terminal already)."""
 
     response_id: str
-    status: TerminalStatus
+    status: ResponseStatus
     incomplete_reason: str | None = None
     error: UpstreamFailure | None = None
 
@@ -127,4 +127,4 @@ class ResponseOutcome(BaseModel):
     """What the workflow returns."""
 
     response_id: str
-    status: TerminalStatus
+    status: ResponseStatus

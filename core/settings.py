@@ -18,7 +18,8 @@ class Settings(BaseSettings):
     """Settings shared by the API, the workers and the CLI."""
 
     model_config = SettingsConfigDict(
-        env_prefix="AGENTRUNNER_", env_file=".env", extra="ignore", populate_by_name=True
+        env_prefix="AGENTRUNNER_", env_file=".env", extra="ignore", populate_by_name=True,
+        env_nested_delimiter="__"
     )
 
     state_dir: Path = Field(Path(".agentrunner"), description="Where embedded PostgreSQL and Temporal keep data")
@@ -46,31 +47,15 @@ class Settings(BaseSettings):
     upstream_timeout_seconds: float = 600.0
     scripted_model: str = "agentrunner-scripted"
 
-    max_model_calls: int = 16
+    steps: StepPolicy = StepPolicy()
     response_timeout_seconds: float = 3600.0
-    model_call_max_attempts: int = 6
-    model_retry_initial_seconds: float = 1.0
-    model_retry_max_seconds: float = 30.0
-    model_call_timeout_seconds: float = 900.0
-    heartbeat_timeout_seconds: float = 5.0
-    tool_max_attempts: int = 5
     cancel_wait_seconds: float = 10.0
     worker_shutdown_grace_seconds: float = 30.0
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = 0
     log_format: Literal["text", "json"] = "text"
     stream_coalesce_ms: float = 30.0
+    sse_keepalive_seconds: float = 15.0
     event_retention_seconds: float = 7 * 24 * 3600.0
     reconcile_interval_seconds: float = 30.0
     reconcile_min_age_seconds: float = 60.0
-
-    def step_policy(self) -> StepPolicy:
-        """The activity timeouts and retry bounds handed to each workflow."""
-        return StepPolicy(
-            model_call_timeout_seconds=self.model_call_timeout_seconds,
-            heartbeat_timeout_seconds=self.heartbeat_timeout_seconds,
-            model_max_attempts=self.model_call_max_attempts,
-            retry_initial_seconds=self.model_retry_initial_seconds,
-            retry_max_seconds=self.model_retry_max_seconds,
-            tool_max_attempts=self.tool_max_attempts,
-        )

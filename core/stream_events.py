@@ -9,10 +9,12 @@ as `incomplete` with exactly the text the client saw, and the new attempt's answ
 from dataclasses import dataclass
 from typing import Any
 
+from core.status import ResponseStatus
+
 # The Responses stream has no "cancelled" event, and strict clients reject unknown event types; a cancelled
 # response therefore ends with response.failed whose response.status is "cancelled".
-TERMINAL_EVENT = {"completed": "response.completed", "incomplete": "response.incomplete",
-                  "failed": "response.failed", "cancelled": "response.failed"}
+TERMINAL_EVENT = {ResponseStatus.COMPLETED: "response.completed", ResponseStatus.INCOMPLETE: "response.incomplete",
+                  ResponseStatus.FAILED: "response.failed", ResponseStatus.CANCELLED: "response.failed"}
 TERMINAL_EVENT_TYPES = frozenset(TERMINAL_EVENT.values())
 
 

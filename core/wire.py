@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from core.convert import SERVER_LABEL
 from core.errors import InvalidRequest
 from core.ids import new_id
+from core.tiers import RequestedTier
 
 ROLES = ("user", "assistant", "system", "developer")
 TEXT_PART_TYPES = ("input_text", "output_text", "text")
@@ -33,7 +34,7 @@ class CreateResponseRequest(BaseModel):
     user: str | None = None
     background: bool = False
     stream: bool = False
-    service_tier: Literal["auto", "default", "flex", "priority", "scale"] | None = None
+    service_tier: RequestedTier | None = None
     truncation: Literal["auto", "disabled"] | None = None
     include: list[str] | None = None
     reasoning: dict[str, Any] | None = None

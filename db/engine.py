@@ -1,4 +1,4 @@
-"""Creates the async engine; embedded PostgreSQL when no DATABASE_URL is set."""
+"""Creates the async engine on DATABASE_URL (the `agentrunner` CLI fills it in with embedded PostgreSQL)."""
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -6,12 +6,11 @@ from core.settings import Settings
 
 
 def database_url(settings: Settings) -> str:
-    """The libpq URL to use: DATABASE_URL, or the embedded server's (started if needed)."""
-    if settings.database_url:
-        return settings.database_url
-    from stack.postgres import embedded_postgres_url
-
-    return embedded_postgres_url(settings.state_dir)
+    """The libpq URL to use (DATABASE_URL)."""
+    if not settings.database_url:
+        raise ValueError("DATABASE_URL is not set: point it at PostgreSQL, or start the process through the "
+                         "`agentrunner` command, which starts embedded PostgreSQL when it is unset")
+    return settings.database_url
 
 
 def sqlalchemy_url(url: str) -> str:

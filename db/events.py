@@ -7,7 +7,8 @@ from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from db.tables import TERMINAL_STATUSES, Response, ResponseEvent
+from core.status import TERMINAL_STATUSES
+from db.tables import Response, ResponseEvent
 
 CHANNEL = "response_events"
 

@@ -1,5 +1,6 @@
 """Queries on responses, their items and their steps."""
 
+from collections.abc import Collection
 from datetime import timedelta
 from typing import Any
 
@@ -8,12 +9,11 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from core.render import render_response
-from core.stream_events import TERMINAL_EVENT, lifecycle
+from core.status import OPEN_STATUSES, TERMINAL_STATUSES, ResponseStatus
+from core.usage import Usage
 from db.events import append_events
-from db.tables import TERMINAL_STATUSES, Item, Response, Step
+from db.tables import Item, Response, Step
 
-OPEN_STATUSES = ("queued", "in_progress")
 # Output items of step `seq` sit at seq * STEP_STRIDE + index, so parallel steps never collide.
 STEP_STRIDE = 1000
 
@@ -94,16 +94,10 @@ async def context_items(session: AsyncSession, response_id: str) -> list[dict[st
             for data, direction, step, depth in rows]
 
 
-async def set_status(session: AsyncSession, response_id: str, status: str, *, only_from: tuple[str, ...],
-                     error: dict[str, Any] | None = None, incomplete_reason: str | None = None,
-                     commit: bool = True) -> Response | None:
-    """Move a response to `status` if it is in one of `only_from`; returns the moved row, None when it did not move.
-
-    With commit=False the change rides on the caller's transaction.
-
-    A streamed response also gets its lifecycle events here, in the same transaction: created and
-    in_progress when it starts, the terminal event when it ends, whoever moved it (workflow, cancel, sweep).
-    """
+async def set_status(session: AsyncSession, response_id: str, status: ResponseStatus, *,
+                     only_from: Collection[ResponseStatus], error: dict[str, Any] | None = None,
+                     incomplete_reason: str | None = None) -> Response | None:
+    """Stage moving a response to `status` if it is in one of `only_from`; the moved row, None when it did not move."""
     values: dict[str, Any] = {"status": status, "updated_at": func.now()}
     if status in TERMINAL_STATUSES:
         values |= {"completed_at": func.now(), "error": error, "incomplete_reason": incomplete_reason}
@@ -112,15 +106,6 @@ async def set_status(session: AsyncSession, response_id: str, status: str, *, on
         update(Response).where(col(Response.id) == response_id, col(Response.status).in_(only_from))
         .values(**values).returning(Response).execution_options(populate_existing=True)
     )
-    if row is not None and row.request.get("stream"):
-        rendered = render_response(row, await output_items(session, response_id))
-        if status == "in_progress":
-            events = [lifecycle("response.created", rendered), lifecycle("response.in_progress", rendered)]
-        else:
-            events = [lifecycle(TERMINAL_EVENT[status], rendered)]
-        await append_events(session, response_id, events)
-    if commit:
-        await session.commit()
     return row
 
 
@@ -198,7 +183,7 @@ async def fail_step(session: AsyncSession, response_id: str, seq: int, error: st
 
 
 async def complete_step(session: AsyncSession, response_id: str, seq: int, *, items: list[dict[str, Any]],
-                        result: dict[str, Any], error: str | None = None, usage: dict[str, int] | None = None,
+                        result: dict[str, Any], error: str | None = None, usage: Usage | None = None,
                         first_index: int = 0, events: list[dict[str, Any]] | None = None,
                         replace: list[dict[str, Any]] | None = None) -> None:
     """Atomically store a step's output items, result and usage; skipped once the response ended.
@@ -222,10 +207,8 @@ async def complete_step(session: AsyncSession, response_id: str, seq: int, *, it
     if events and row.request.get("stream"):
         await append_events(session, response_id, events, step_seq=seq)
     step.state, step.result, step.error, step.finished_at = "completed", result, error, func.now()  # type: ignore[assignment]
-    if usage:
-        row.input_tokens += usage.get("input_tokens", 0)
-        row.output_tokens += usage.get("output_tokens", 0)
-        row.cached_tokens += usage.get("cached_tokens", 0)
-        row.reasoning_tokens += usage.get("reasoning_tokens", 0)
+    if usage is not None:
+        for name, value in (Usage.model_validate(row) + usage):
+            setattr(row, name, value)
     row.updated_at = func.now()  # type: ignore[assignment]
     await session.commit()

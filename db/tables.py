@@ -1,11 +1,14 @@
-"""SQLModel tables: the system of record. The schema itself is created by db/migrations/*.sql."""
+"""SQLModel tables: the system of record. The schema is created by the Alembic revisions in db/migrations;
+tests/test_schema.py proves these declarations describe it exactly."""
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, func
+from sqlalchemy import BigInteger, CheckConstraint, Column, DateTime, Double, Index, Text, UniqueConstraint, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
+
+from core.status import OPEN_STATUSES, ResponseStatus
 
 
 def _ts(nullable: bool = True) -> Any:
@@ -21,93 +24,117 @@ def _now() -> Any:
     return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()))
 
 
+def _zero() -> Any:
+    """A counter that starts at 0, in Python and in SQL."""
+    return Field(default=0, sa_column_kwargs={"server_default": text("0")})
+
+
+def _in(column: str, values: list[str]) -> str:
+    """SQL `column IN ('a', 'b')`; values are our own constants, never input."""
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
+
+
 class ApiKey(SQLModel, table=True):
     __tablename__ = "api_keys"
-    id: str = Field(primary_key=True)
-    owner_id: str
-    name: str
-    key_hash: str
-    prefix: str
+    __table_args__ = (UniqueConstraint("key_hash", name="api_keys_key_hash_key"),)
+    id: str = Field(primary_key=True, sa_type=Text)
+    owner_id: str = Field(sa_type=Text)
+    name: str = Field(sa_type=Text)
+    key_hash: str = Field(sa_type=Text)
+    prefix: str = Field(sa_type=Text)
     created_at: datetime = _now()
     revoked_at: datetime | None = _ts()
 
 
 class UpstreamModel(SQLModel, table=True):
     __tablename__ = "models"
-    alias: str = Field(primary_key=True)
-    base_url: str
-    upstream_model: str
-    api_key: str | None = None
+    alias: str = Field(primary_key=True, sa_type=Text)
+    base_url: str = Field(sa_type=Text)
+    upstream_model: str = Field(sa_type=Text)
+    api_key: str | None = Field(default=None, sa_type=Text)
     created_at: datetime = _now()
 
 
 class Tool(SQLModel, table=True):
     __tablename__ = "tools"
-    name: str = Field(primary_key=True)
-    description: str = ""
+    name: str = Field(primary_key=True, sa_type=Text)
+    description: str = Field(default="", sa_type=Text, sa_column_kwargs={"server_default": text("''")})
     parameters: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
-    url: str
-    timeout_seconds: float
-    secret_header_name: str | None = None
-    secret_header_value: str | None = None
+    url: str = Field(sa_type=Text)
+    timeout_seconds: float = Field(sa_type=Double)
+    secret_header_name: str | None = Field(default=None, sa_type=Text)
+    secret_header_value: str | None = Field(default=None, sa_type=Text)
     created_at: datetime = _now()
 
 
 class Response(SQLModel, table=True):
     __tablename__ = "responses"
-    id: str = Field(primary_key=True)
-    owner_id: str
-    status: str
-    model: str
+    __table_args__ = (
+        CheckConstraint(_in("status", list(ResponseStatus)), name="responses_status_check"),
+        # The sweep's scan of unfinished responses; listed in enum order so the predicate text is stable.
+        Index("responses_open_idx", "updated_at",
+              postgresql_where=text(_in("status", [s for s in ResponseStatus if s in OPEN_STATUSES]))),
+    )
+    id: str = Field(primary_key=True, sa_type=Text)
+    owner_id: str = Field(sa_type=Text)
+    status: str = Field(sa_type=Text)
+    model: str = Field(sa_type=Text)
     request: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
-    previous_response_id: str | None = None
-    idempotency_key: str | None = None
-    request_hash: str
+    previous_response_id: str | None = Field(default=None, sa_type=Text)
+    idempotency_key: str | None = Field(default=None, sa_type=Text)
+    request_hash: str = Field(sa_type=Text)
     created_at: datetime = _now()
     updated_at: datetime = _now()
     completed_at: datetime | None = _ts()
     error: dict[str, Any] | None = _json()
-    incomplete_reason: str | None = None
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_tokens: int = 0
-    reasoning_tokens: int = 0
-    event_seq: int = 0
+    incomplete_reason: str | None = Field(default=None, sa_type=Text)
+    input_tokens: int = _zero()
+    output_tokens: int = _zero()
+    cached_tokens: int = _zero()
+    reasoning_tokens: int = _zero()
+    event_seq: int = _zero()
 
 
 class Item(SQLModel, table=True):
     __tablename__ = "items"
-    response_id: str = Field(primary_key=True, foreign_key="responses.id")
-    direction: str = Field(primary_key=True)
-    position: int = Field(primary_key=True)
-    id: str
-    owner_id: str
+    __table_args__ = (
+        CheckConstraint(_in("direction", ["input", "output"]), name="items_direction_check"),
+        Index("items_id_idx", "id", "owner_id"),
+    )
+    response_id: str = Field(primary_key=True, foreign_key="responses.id", ondelete="CASCADE", sa_type=Text)
+    direction: str = Field(primary_key=True, sa_type=Text)
+    position: int = Field(primary_key=True, sa_type=BigInteger)
+    id: str = Field(sa_type=Text)
+    owner_id: str = Field(sa_type=Text)
     data: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
 
 
 class Step(SQLModel, table=True):
     __tablename__ = "steps"
-    response_id: str = Field(primary_key=True, foreign_key="responses.id")
+    __table_args__ = (
+        CheckConstraint(_in("kind", ["model_call", "tool_call"]), name="steps_kind_check"),
+        CheckConstraint(_in("state", ["running", "completed", "failed"]), name="steps_state_check"),
+    )
+    response_id: str = Field(primary_key=True, foreign_key="responses.id", ondelete="CASCADE", sa_type=Text)
     seq: int = Field(primary_key=True)
-    kind: str
-    state: str
+    kind: str = Field(sa_type=Text)
+    state: str = Field(sa_type=Text)
     attempt: int
-    tool_name: str | None = None
-    call_id: str | None = None
+    tool_name: str | None = Field(default=None, sa_type=Text)
+    call_id: str | None = Field(default=None, sa_type=Text)
     started_at: datetime | None = _ts()
     finished_at: datetime | None = _ts()
-    error: str | None = None
+    error: str | None = Field(default=None, sa_type=Text)
     result: dict[str, Any] | None = _json()
 
 
 class ResponseEvent(SQLModel, table=True):
     __tablename__ = "response_events"
-    response_id: str = Field(primary_key=True, foreign_key="responses.id")
+    __table_args__ = (Index("response_events_step_idx", "response_id", "step_seq"),)
+    response_id: str = Field(primary_key=True, foreign_key="responses.id", ondelete="CASCADE", sa_type=Text)
     seq: int = Field(primary_key=True)
     step_seq: int | None = None
-    type: str
+    type: str = Field(sa_type=Text)
     event: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
     created_at: datetime = _now()
 
-
-TERMINAL_STATUSES = ("completed", "failed", "cancelled", "incomplete")

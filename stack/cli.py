@@ -7,14 +7,18 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import ValidationError
+
+from api import catalog
+from api.catalog import NewApiKey, NewModel, NewTool
 from core.errors import AgentRunnerError
 from core.logging import configure_logging
+from core.process import exit_after_shutdown
 from core.settings import Settings
-from db import catalog
+from core.temporal import connect_temporal, ensure_search_attributes
 from db.engine import create_engine, session_factory
 from db.migrate import migrate
-from stack.process import exit_after_shutdown
-from stack.temporal import connect_temporal, ensure_search_attributes
+from stack.postgres import with_database
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,36 +72,29 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> Any:
         async with session_factory(engine)() as s:
             match args.action:
                 case "create-key":
-                    row, secret = await catalog.create_api_key(s, args.owner, args.name)
-                    return {"id": row.id, "owner_id": row.owner_id, "key": secret}
+                    return await catalog.create_key(s, NewApiKey(owner_id=args.owner, name=args.name))
                 case "list-keys":
-                    return [{"id": r.id, "owner_id": r.owner_id, "name": r.name, "prefix": r.prefix,
-                             "revoked": r.revoked_at is not None} for r in await catalog.list_api_keys(s)]
+                    return await catalog.list_keys(s)
                 case "revoke-key":
-                    await catalog.revoke_api_key(s, args.id)
-                    return {"id": args.id, "revoked": True}
+                    return await catalog.revoke_key(s, args.id)
                 case "add-model":
-                    mrow = await catalog.add_model(s, args.alias, args.base_url, args.upstream_model, args.api_key)
-                    return {"alias": mrow.alias, "base_url": mrow.base_url, "upstream_model": mrow.upstream_model}
+                    return await catalog.add_model(s, NewModel(alias=args.alias, base_url=args.base_url,
+                                                               upstream_model=args.upstream_model,
+                                                               api_key=args.api_key))
                 case "list-models":
-                    return [{"alias": r.alias, "base_url": r.base_url, "upstream_model": r.upstream_model}
-                            for r in await catalog.list_models(s)]
+                    return await catalog.list_models(s)
                 case "remove-model":
-                    await catalog.remove_model(s, args.alias)
-                    return {"alias": args.alias, "deleted": True}
+                    return await catalog.remove_model(s, args.alias)
                 case "add-tool":
                     name, value = (args.secret_header.split("=", 1) if args.secret_header else (None, None))
-                    trow = await catalog.add_tool(
-                        s, name=args.name, url=args.url, description=args.description,
+                    return await catalog.add_tool(s, NewTool(
+                        name=args.name, url=args.url, description=args.description,
                         parameters=json.loads(args.parameters) if args.parameters else None,
-                        timeout_seconds=args.timeout, secret_header_name=name, secret_header_value=value)
-                    return {"name": trow.name, "url": trow.url}
+                        timeout_seconds=args.timeout, secret_header_name=name, secret_header_value=value))
                 case "list-tools":
-                    return [{"name": r.name, "url": r.url, "description": r.description,
-                             "timeout_seconds": r.timeout_seconds} for r in await catalog.list_tools(s)]
+                    return await catalog.list_tools(s)
                 case "remove-tool":
-                    await catalog.remove_tool(s, args.name)
-                    return {"name": args.name, "deleted": True}
+                    return await catalog.remove_tool(s, args.name)
     finally:
         await engine.dispose()
     raise AssertionError(args.action)
@@ -124,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_dev(settings, workers=args.workers, temporal_port=args.temporal_port,
                        metrics_port=args.worker_metrics_port)
+    # Every command works on the embedded defaults: without DATABASE_URL, embedded PostgreSQL is started here.
+    settings = with_database(settings)
     if args.command == "api":
         import uvicorn
 
@@ -136,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "worker":
         import worker
 
-        worker.main(args.args)
+        worker.main(args.args, settings)
         return 0
     if args.command == "migrate":
         applied = asyncio.run(_migrate(settings))
@@ -146,6 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(asyncio.run(_admin(settings, args)), indent=2))
     except AgentRunnerError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
 

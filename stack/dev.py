@@ -10,12 +10,13 @@ import sys
 import time
 from pathlib import Path
 
-from core.errors import Conflict
 from core.settings import Settings
+from core.temporal import connect_temporal, ensure_search_attributes
 from db.catalog import create_api_key
 from db.engine import create_engine, database_url, session_factory
 from db.migrate import migrate
-from stack.temporal import connect_temporal, ensure_search_attributes, port_in_use, start_dev_server, wait_for_port
+from stack.postgres import with_database
+from stack.temporal import port_in_use, start_dev_server, wait_for_port
 
 DEV_OWNER = "dev"
 
@@ -37,10 +38,7 @@ async def prepare_database(settings: Settings, api_key: str) -> list[str]:
     try:
         applied = await migrate(engine)
         async with session_factory(engine)() as s:
-            try:
-                await create_api_key(s, DEV_OWNER, "dev", secret=api_key)
-            except Conflict:
-                pass
+            await create_api_key(s, DEV_OWNER, "dev", secret=api_key)  # None: it exists from an earlier run
         return applied
     finally:
         await engine.dispose()
@@ -98,7 +96,8 @@ def run_dev(settings: Settings, workers: int = 2, temporal_port: int = 7233, met
     logs = settings.state_dir / "logs"
     logs.mkdir(exist_ok=True)
     creds = dev_credentials(settings.state_dir)
-    db_url = database_url(settings)  # starts embedded PostgreSQL unless DATABASE_URL is set
+    settings = with_database(settings)  # starts embedded PostgreSQL unless DATABASE_URL is set
+    db_url = database_url(settings)
     children: list[subprocess.Popen[bytes]] = []
     if not external_temporal():
         settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{temporal_port}"})

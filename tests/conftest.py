@@ -1,4 +1,8 @@
-"""One real PostgreSQL, one Temporal dev server and one scripted upstream per run; a fresh stack per test."""
+"""One real PostgreSQL, one Temporal dev server and one scripted upstream per run; a fresh stack per test.
+
+Two tiers: a test that uses any of the fixtures below that start or need infrastructure is marked `stack`
+automatically (see pytest_collection_modifyitems), so `pytest -m "not stack"` is the fast tier.
+"""
 
 import contextlib
 import os
@@ -6,7 +10,6 @@ import signal
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,21 +24,35 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
+from core.contracts import StepPolicy
 from core.metrics import Metrics
 from core.settings import Settings
+from core.temporal import connect_temporal, ensure_search_attributes
 from db.engine import create_engine, session_factory
 from db.migrate import migrate
-from stack.temporal import connect_temporal, dev_server_args, ensure_search_attributes, temporal_binary
+from stack.temporal import dev_server_args, temporal_binary
 from tests.helpers import serve
 from tests.scripted_upstream import Reply, ScriptedUpstream, ToolBehaviour
 from worker import build_worker
 
 ADMIN_TOKEN = "admin-test-token"
 
+# The fixtures the shared stack is made of: PostgreSQL, the Temporal dev server, the scripted upstream.
+INFRASTRUCTURE_FIXTURES = frozenset({"pg_url", "base_settings", "db_engine", "temporal_address", "upstream",
+                                     "make_stack", "stack"})
+
 # A run started in the background of a non-interactive shell inherits SIGINT ignored, and so would every process
 # the tests start; the tests that press Ctrl-C on `agentrunner dev` need it delivered.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses an infrastructure fixture (even through another fixture) as `stack`."""
+    for item in items:
+        if INFRASTRUCTURE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.stack)
 
 
 @pytest.fixture(scope="session")
@@ -67,9 +84,7 @@ def base_settings(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Sett
         admin_token=ADMIN_TOKEN,
         upstream_base_url=None,
         upstream_api_key=None,
-        model_retry_initial_seconds=0.1,
-        model_retry_max_seconds=1.0,
-        heartbeat_timeout_seconds=2.0,
+        steps=StepPolicy(retry_initial_seconds=0.1, retry_max_seconds=1.0, heartbeat_timeout_seconds=2.0),
         reconcile_interval_seconds=3600,
         max_body_bytes=64 * 1024,
     )
@@ -174,11 +189,14 @@ StackFactory = Callable[..., contextlib.AbstractAsyncContextManager[Stack]]
 @pytest.fixture
 def make_stack(base_settings: Settings, db_engine: AsyncEngine, temporal_address: str,
                upstream: ScriptedUpstream) -> StackFactory:
-    """Build a stack with settings overrides; `in_process_worker=False` leaves workers to the test."""
+    """Build a stack with settings overrides (`steps` as a dict of StepPolicy fields); `in_process_worker=False`
+    leaves workers to the test."""
 
     @contextlib.asynccontextmanager
     async def factory(*, in_process_worker: bool = True, worker_activity_slots: int = 100,
                       **overrides: Any) -> AsyncIterator[Stack]:
+        if "steps" in overrides:  # step policy changes apply on top of the test defaults
+            overrides["steps"] = base_settings.steps.model_copy(update=overrides["steps"])
         settings = base_settings.model_copy(update={
             "temporal_address": temporal_address, "task_queue": f"tq-{uuid.uuid4().hex[:12]}", **overrides})
         sessions = session_factory(db_engine)
@@ -200,8 +218,3 @@ async def stack(make_stack: StackFactory) -> AsyncIterator[Stack]:
     """A stack with default test settings."""
     async with make_stack() as s:
         yield s
-
-
-def repo_root() -> Path:
-    """The project folder (for subprocesses)."""
-    return Path(__file__).resolve().parent.parent

@@ -1,14 +1,63 @@
-"""Polling with a deadline, and an in-loop uvicorn server."""
+"""Helpers shared by the test modules: polling with a deadline, an in-loop uvicorn server, child processes,
+and the create/read shortcuts of the Responses API.
+
+conftest imports this module, so it refers to conftest's Stack only for type checking (no import cycle).
+"""
 
 import asyncio
 import contextlib
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import uvicorn
 
+if TYPE_CHECKING:
+    from tests.conftest import Stack
+
 T = TypeVar("T")
+
+
+def repo_root() -> Path:
+    """The project folder (for subprocesses)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def text_of(body: dict[str, Any]) -> str:
+    """The text of a Response object's output messages, joined."""
+    return "".join(p["text"] for i in body["output"] if i["type"] == "message" for p in i["content"])
+
+
+async def create(stack: "Stack", key: str, **fields: Any) -> dict[str, Any]:
+    """POST /v1/responses with these fields; fails the test unless it answers 200."""
+    r = await stack.call("POST", "/v1/responses", key, fields)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A Python child process in the project folder, output to `log`, always reaped (SIGKILL if still alive)."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen([sys.executable, *args], env=env, cwd=repo_root(), stdout=out,
+                                stderr=subprocess.STDOUT)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
 
 
 async def eventually(check: Callable[[], Awaitable[T]], *, timeout: float = 20.0, interval: float = 0.05,

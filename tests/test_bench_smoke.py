@@ -9,6 +9,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+pytestmark = pytest.mark.stack  # the harness starts embedded PostgreSQL, Temporal, the API and workers
+
 
 @pytest.mark.timeout(420)
 def test_bench_smoke_run_writes_every_section(tmp_path: Path) -> None:

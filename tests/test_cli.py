@@ -14,9 +14,7 @@ import pytest
 
 from core.settings import Settings
 from stack.temporal import port_in_use
-from tests.conftest import repo_root
-from tests.helpers import eventually
-from tests.test_durability import _free_port, process
+from tests.helpers import eventually, free_port, process, repo_root
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -31,8 +29,13 @@ async def test_migrate_and_admin_commands(base_settings: Settings, db_engine: An
     added = cli("admin", "add-tool", "cli_tool", "--url", "http://127.0.0.1:9/x", "--timeout", "3",
                 "--parameters", '{"type":"object","properties":{}}', "--secret-header", "X-Secret=s3", env=env)
     assert added.returncode == 0, added.stderr
-    tools = json.loads(cli("admin", "list-tools", env=env).stdout)
-    assert {"name": "cli_tool", "url": "http://127.0.0.1:9/x", "description": "", "timeout_seconds": 3.0} in tools
+    listed = cli("admin", "list-tools", env=env).stdout
+    # The same shape as GET /admin/tools: the secret header's name, never its value.
+    assert {"name": "cli_tool", "url": "http://127.0.0.1:9/x", "description": "", "timeout_seconds": 3.0,
+            "parameters": {"type": "object", "properties": {}}, "secret_header_name": "X-Secret"} in json.loads(listed)
+    assert "s3" not in listed
+    bad = cli("admin", "add-model", "bad-model", "--base-url", "ftp://127.0.0.1/v1", env=env)
+    assert bad.returncode == 2 and "http(s) URL" in bad.stderr
     assert cli("admin", "add-model", "cli-model", "--base-url", "http://127.0.0.1:9/v1", env=env).returncode == 0
     assert "cli-model" in [m["alias"] for m in json.loads(cli("admin", "list-models", env=env).stdout)]
     key = json.loads(cli("admin", "create-key", "--owner", "cli-owner", env=env).stdout)
@@ -43,13 +46,14 @@ async def test_migrate_and_admin_commands(base_settings: Settings, db_engine: An
     assert cli("admin", "remove-model", "cli-model", env=env).returncode == 0
 
 
+@pytest.mark.stack  # `agentrunner dev` starts its own PostgreSQL and Temporal
 @pytest.mark.timeout(240)
 async def test_dev_starts_the_whole_stack_and_keeps_state(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TEMPORAL_ADDRESS")}
-    api_port, ui_port, temporal_port = _free_port(), _free_port(), _free_port()
+    api_port, ui_port, temporal_port = free_port(), free_port(), free_port()
     env |= {"AGENTRUNNER_STATE_DIR": str(tmp_path / "state"), "AGENTRUNNER_API_PORT": str(api_port),
             "AGENTRUNNER_TEMPORAL_UI_PORT": str(ui_port)}
-    metrics_port = _free_port()
+    metrics_port = free_port()
     args = ["-m", "stack.cli", "dev", "--temporal-port", str(temporal_port), "--workers", "1",
             "--worker-metrics-port", str(metrics_port)]
     base = f"http://127.0.0.1:{api_port}"

@@ -8,7 +8,7 @@ import yaml
 
 from core.settings import Settings
 from stack.cli import build_parser
-from tests.conftest import repo_root
+from tests.helpers import repo_root
 
 ROOT = repo_root()
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

@@ -1,23 +1,18 @@
 """Crash tests with real processes: SIGKILL a worker mid-loop, restart the API mid-response."""
 
-import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, Stack, StackFactory, repo_root
-from tests.helpers import eventually
+from tests.conftest import ADMIN_TOKEN, Stack, StackFactory
+from tests.helpers import create, eventually, free_port, process, text_of
 from tests.scripted_upstream import Reply, ToolBehaviour
-from tests.test_responses import create, text_of
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -28,20 +23,6 @@ def _env(stack: Stack, **extra: str) -> dict[str, str]:
     return {**os.environ, "DATABASE_URL": s.database_url, "TEMPORAL_ADDRESS": s.temporal_address,
             "AGENTRUNNER_TASK_QUEUE": s.task_queue, "AGENTRUNNER_ADMIN_TOKEN": ADMIN_TOKEN,
             "AGENTRUNNER_STATE_DIR": str(s.state_dir), **extra}
-
-
-@contextlib.contextmanager
-def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A child process that is always reaped (SIGKILL at the end if still alive)."""
-    with log.open("ab") as out:
-        proc = subprocess.Popen([sys.executable, *args], env=env, cwd=repo_root(), stdout=out,
-                                stderr=subprocess.STDOUT)
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=30)
 
 
 async def _alive(proc: subprocess.Popen[bytes]) -> bool:
@@ -97,16 +78,10 @@ async def test_worker_sigkill_mid_loop_then_new_worker_finishes(make_stack: Stac
         assert steps[3]["attempt"] == 2 and all(s["state"] == "completed" for s in steps)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_api_restart_while_background_response_runs(stack: Stack, tmp_path: Path) -> None:
     model = await stack.model(Reply(text="survived the API restart", delay=2.0))
     key = await stack.new_key()
-    port = _free_port()
+    port = free_port()
     env = _env(stack, AGENTRUNNER_API_PORT=str(port))
     base = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {key}"}

@@ -6,9 +6,8 @@ from typing import Any
 
 from api.service import ResponseService
 from tests.conftest import Stack, StackFactory
-from tests.helpers import eventually
+from tests.helpers import create, eventually, text_of
 from tests.scripted_upstream import Reply, ToolBehaviour
-from tests.test_responses import create, text_of
 
 
 async def test_cancel_aborts_the_inflight_model_call(stack: Stack) -> None:
@@ -69,7 +68,7 @@ async def test_upstream_400_fails_at_once_with_its_message(stack: Stack) -> None
 
 
 async def test_upstream_500_retries_are_bounded(make_stack: StackFactory) -> None:
-    async with make_stack(model_call_max_attempts=3) as stack:
+    async with make_stack(steps={"model_max_attempts": 3}) as stack:
         model = await stack.model(Reply(status=503, error_body={"error": {"message": "overloaded"}}))
         key = await stack.new_key()
         r = await stack.call("POST", "/v1/responses", key, {"model": model, "input": "hi"})

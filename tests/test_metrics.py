@@ -3,9 +3,8 @@
 import re
 
 from tests.conftest import Stack
-from tests.helpers import eventually
+from tests.helpers import create, eventually
 from tests.scripted_upstream import Reply, ToolBehaviour
-from tests.test_responses import create
 
 
 def sample(text: str, name: str, **labels: str) -> float | None:

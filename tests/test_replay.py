@@ -7,8 +7,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from tests.conftest import Stack
+from tests.helpers import create
 from tests.scripted_upstream import Reply
-from tests.test_responses import create
 from workflows.response import ResponseWorkflow
 
 DATA = Path(__file__).parent / "data"

@@ -6,22 +6,12 @@ from datetime import datetime
 from typing import Any
 
 from tests.conftest import Stack
-from tests.helpers import eventually
+from tests.helpers import create, eventually, text_of
 from tests.scripted_upstream import Reply, ToolBehaviour
 
 WEATHER_TOOL = {"type": "function", "name": "get_weather", "description": "Weather for a city",
                 "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
                 "strict": True}
-
-
-def text_of(body: dict[str, Any]) -> str:
-    return "".join(p["text"] for i in body["output"] if i["type"] == "message" for p in i["content"])
-
-
-async def create(stack: Stack, key: str, **fields: Any) -> dict[str, Any]:
-    r = await stack.call("POST", "/v1/responses", key, fields)
-    assert r.status_code == 200, r.text
-    return r.json()  # type: ignore[no-any-return]
 
 
 async def test_single_step_answer_usage_and_retrieve(stack: Stack) -> None:
@@ -255,7 +245,7 @@ async def test_max_tool_calls_ends_incomplete(stack: Stack) -> None:
 
 
 async def test_max_model_calls_ends_incomplete(make_stack: Any) -> None:
-    async with make_stack(max_model_calls=3) as stack:
+    async with make_stack(steps={"max_model_calls": 3}) as stack:
         tool = await stack.tool()
         model = await stack.model(Reply(tool_calls=[(tool, {"q": "again"})]))
         key = await stack.new_key()

@@ -1,13 +1,15 @@
 """Streaming through the durable event log: lifecycle, live deltas, replay, resume, retries."""
 
 import asyncio
+import json
 import time
 from typing import Any
 
 import pytest
 
+from activities.lifecycle import move_status
 from api import stream as api_stream
-from db import responses as db_responses
+from core.status import OPEN_STATUSES, ResponseStatus
 from db.events import events_after
 from tests.conftest import Stack
 from tests.helpers import eventually
@@ -262,11 +264,13 @@ async def test_relay_sends_the_terminal_event_that_commits_between_its_two_reads
         if not found and not raced:
             raced = True  # the response ends right after this read, before the relay looks at its status
             async with stack.sessions() as other:
-                await db_responses.set_status(other, rid, "cancelled", only_from=db_responses.OPEN_STATUSES)
+                await move_status(other, rid, ResponseStatus.CANCELLED, only_from=OPEN_STATUSES)
         return found
 
     monkeypatch.setattr(api_stream, "events_after", events_after_then_finish)
     notifier = api_stream.EventNotifier(str(stack.settings.database_url))
-    frames = [f async for f in api_stream.relay(stack.sessions, notifier, response_id, caught_up)]
-    assert raced and len(frames) == 1 and b"response.failed" in frames[0] and b'"cancelled"' in frames[0]
+    relay = api_stream.EventRelay(stack.sessions, notifier, keepalive_seconds=15)
+    frames = [json.loads(str(f.data)) async for f in relay.events(response_id, caught_up)]
+    assert raced and len(frames) == 1
+    assert frames[0]["type"] == "response.failed" and frames[0]["response"]["status"] == "cancelled"
     await stack.temporal.get_workflow_handle(response_id).terminate()

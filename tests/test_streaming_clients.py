@@ -10,7 +10,8 @@ import pytest
 from agents import Agent, HostedMCPTool, OpenAIResponsesModel, Runner, set_tracing_disabled
 from langchain_openai import ChatOpenAI
 
-from tests.conftest import Stack, repo_root
+from tests.conftest import Stack
+from tests.helpers import repo_root
 from tests.scripted_upstream import Reply, ToolBehaviour
 
 set_tracing_disabled(True)

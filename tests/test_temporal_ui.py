@@ -7,9 +7,8 @@ from temporalio.client import WorkflowExecutionStatus
 
 from core.search_attributes import AGENT_MODEL, AGENT_OWNER, AGENT_SERVICE_TIER, AGENT_STATUS
 from tests.conftest import Stack
-from tests.helpers import eventually
+from tests.helpers import create, eventually
 from tests.scripted_upstream import Reply, ToolBehaviour
-from tests.test_responses import create
 
 
 async def test_visibility_query_finds_the_workflow_by_its_attributes(stack: Stack) -> None:

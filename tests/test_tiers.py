@@ -4,9 +4,8 @@ import time
 from typing import Any
 
 from tests.conftest import Stack, StackFactory
-from tests.helpers import eventually
+from tests.helpers import create, eventually
 from tests.scripted_upstream import Reply
-from tests.test_responses import create
 
 
 async def _finish_times(stack: Stack, keyed: list[tuple[str, dict[str, Any]]], started: float) -> dict[str, float]:

@@ -2,7 +2,8 @@
 
 from dataclasses import dataclass, field
 
-from core.contracts import ModelTurn, TerminalStatus, ToolCallRef, ToolResult
+from core.contracts import ModelTurn, ToolCallRef, ToolResult
+from core.status import ResponseStatus
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class RunTools:
 class Finish:
     """End the response with this status."""
 
-    status: TerminalStatus
+    status: ResponseStatus
     incomplete_reason: str | None = None
 
 
@@ -59,15 +60,15 @@ def decide(state: LoopState, *, max_model_calls: int, max_tool_calls: int | None
     pending = [c for c in last.tool_calls if c.server_side and c.call_id not in done]
     if pending:
         if max_tool_calls is not None and len(state.tool_results) + len(pending) > max_tool_calls:
-            return Finish("incomplete", STEP_CAP_REASON)
+            return Finish(ResponseStatus.INCOMPLETE, STEP_CAP_REASON)
         return RunTools(pending)
     if any(not c.server_side for c in last.tool_calls):
         # Server-side calls of this turn have run; the client-side ones go back to the client.
-        return Finish("completed")
+        return Finish(ResponseStatus.COMPLETED)
     if last.tool_calls:
         if len(state.turns) >= max_model_calls:
-            return Finish("incomplete", STEP_CAP_REASON)
+            return Finish(ResponseStatus.INCOMPLETE, STEP_CAP_REASON)
         return CallModel()
     if last.finish_reason == "length":
-        return Finish("incomplete", "max_output_tokens")
-    return Finish("completed")
+        return Finish(ResponseStatus.INCOMPLETE, "max_output_tokens")
+    return Finish(ResponseStatus.COMPLETED)

@@ -20,11 +20,11 @@ with workflow.unsafe.imports_passed_through():
         ResponseOutcome,
         ResponseWorkflowInput,
         StepPolicy,
-        TerminalStatus,
         ToolCallInput,
         ToolResult,
         UpstreamFailure,
     )
+    from core.status import ResponseStatus
     from workflows.decide import CallModel, Finish, LoopState, RunTools, decide
 
 _START_IN_FIRST_CALL = "start-in-first-model-call"
@@ -37,10 +37,10 @@ def _retry(p: StepPolicy, attempts: int) -> RetryPolicy:
                        maximum_interval=timedelta(seconds=p.retry_max_seconds), maximum_attempts=attempts)
 
 
-def _set_status(status: str) -> None:
+def _set_status(status: ResponseStatus) -> None:
     """Keep AgentStatus current so the Temporal UI can filter on it (only where it was set at start)."""
     if workflow.info().typed_search_attributes.get(sa.AGENT_STATUS) is not None:
-        workflow.upsert_search_attributes([sa.AGENT_STATUS.value_set(status)])
+        workflow.upsert_search_attributes([sa.AGENT_STATUS.value_set(status.value)])
 
 
 def failure_of(err: BaseException) -> UpstreamFailure:
@@ -68,27 +68,27 @@ class ResponseWorkflow:
                 await workflow.execute_local_activity_method(
                     ResponseStateActivities.mark_in_progress, MarkInProgressInput(response_id=inp.response_id),
                     start_to_close_timeout=_STATE_TIMEOUT, retry_policy=_STATE_RETRY)
-            _set_status("in_progress")
+            _set_status(ResponseStatus.IN_PROGRESS)
             status, reason = await self._loop(inp, start_in_first_call)
             await self._finalize(inp, status, incomplete_reason=reason)
             return ResponseOutcome(response_id=inp.response_id, status=status)
         except asyncio.CancelledError:
-            await self._finalize(inp, "cancelled")
+            await self._finalize(inp, ResponseStatus.CANCELLED)
             raise
         except ActivityError as err:
             if isinstance(err.cause, CancelledError):
                 # Cancelling the workflow cancels the in-flight activity; this is how it shows up here.
-                await self._finalize(inp, "cancelled")
+                await self._finalize(inp, ResponseStatus.CANCELLED)
                 raise asyncio.CancelledError() from err
             failure = failure_of(err)
-            await self._finalize(inp, "failed", error=failure)
+            await self._finalize(inp, ResponseStatus.FAILED, error=failure)
             raise ApplicationError(failure.message, failure.model_dump(), type="ResponseFailed",
                                    non_retryable=True) from err
 
-    async def _loop(self, inp: ResponseWorkflowInput, start_in_first_call: bool) -> tuple[TerminalStatus, str | None]:
+    async def _loop(self, inp: ResponseWorkflowInput, start_in_first_call: bool) -> tuple[ResponseStatus, str | None]:
         state = LoopState()
         while True:
-            decision = decide(state, max_model_calls=inp.max_model_calls, max_tool_calls=inp.max_tool_calls)
+            decision = decide(state, max_model_calls=inp.policy.max_model_calls, max_tool_calls=inp.max_tool_calls)
             if isinstance(decision, Finish):
                 return decision.status, decision.incomplete_reason
             if isinstance(decision, CallModel):
@@ -127,7 +127,7 @@ class ResponseWorkflow:
             summary=f"tool {call.name}",
         )
 
-    async def _finalize(self, inp: ResponseWorkflowInput, status: TerminalStatus, *,
+    async def _finalize(self, inp: ResponseWorkflowInput, status: ResponseStatus, *,
                         incomplete_reason: str | None = None, error: UpstreamFailure | None = None) -> None:
         _set_status(status)
         # Status writes are short DB updates: local activities spare two server round trips per response.

@@ -11,20 +11,21 @@ from typing import Any
 import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from api.deps import AppSettings, Http, Owner, Sessions, read_json
+from api.deps import AppSettings, Db, Http, Owner, read_json
 from core.contracts import UpstreamFailure
 from core.errors import InvalidRequest, UpstreamError
 from core.ids import new_id
+from core.model_target import ModelTarget
 from core.scripted import scripted_completion
-from db.catalog import ModelTarget, resolve_model
+from db.catalog import resolve_model
 
 router = APIRouter(prefix="/v1/chat", tags=["chat"])
 
 
 @router.post("/completions", response_model=None)
-async def chat_completions(request: Request, _: Owner, sessions: Sessions, settings: AppSettings,
-                           http: Http) -> Response:
+async def chat_completions(request: Request, _: Owner, s: Db, settings: AppSettings, http: Http) -> Response:
     """Route by `model` like /v1/responses and relay the upstream's answer (JSON or SSE)."""
     body = await read_json(request)
     if not isinstance(body, dict) or not isinstance(body.get("model"), str):
@@ -32,8 +33,7 @@ async def chat_completions(request: Request, _: Owner, sessions: Sessions, setti
     if not isinstance(body.get("messages"), list):
         raise InvalidRequest("Missing required parameter: 'messages'.", param="messages",
                              code="missing_required_parameter")
-    async with sessions() as s:
-        target = await resolve_model(s, settings, body["model"])
+    target = await resolve_model(s, settings, body["model"])
     if target is None:
         raise InvalidRequest(f"The model '{body['model']}' does not exist or you do not have access to it.",
                              param="model", code="model_not_found")
@@ -50,20 +50,20 @@ def _scripted(body: dict[str, Any]) -> Response:
         return JSONResponse({**head, "object": "chat.completion", **completion})
     choice = completion["choices"][0]
 
-    def frame(delta: dict[str, Any], finish: str | None) -> str:
-        return "data: " + json.dumps({**head, "object": "chat.completion.chunk",
-                                      "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}) + "\n\n"
+    def chunk(delta: dict[str, Any], finish: str | None) -> ServerSentEvent:
+        return ServerSentEvent(json.dumps({**head, "object": "chat.completion.chunk",
+                                           "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}))
 
     message = choice["message"]
-    frames = [frame({"role": "assistant", "content": message.get("content") or ""}, None)]
+    frames = [chunk({"role": "assistant", "content": message.get("content") or ""}, None)]
     for i, call in enumerate(message.get("tool_calls") or []):
-        frames.append(frame({"tool_calls": [{"index": i, **call}]}, None))
-    frames.append(frame({}, choice["finish_reason"]))
+        frames.append(chunk({"tool_calls": [{"index": i, **call}]}, None))
+    frames.append(chunk({}, choice["finish_reason"]))
     if (body.get("stream_options") or {}).get("include_usage"):
-        frames.append("data: " + json.dumps({**head, "object": "chat.completion.chunk", "choices": [],
-                                             "usage": completion["usage"]}) + "\n\n")
-    frames.append("data: [DONE]\n\n")
-    return StreamingResponse(iter(frames), media_type="text/event-stream")
+        frames.append(ServerSentEvent(json.dumps({**head, "object": "chat.completion.chunk", "choices": [],
+                                                  "usage": completion["usage"]})))
+    frames.append(ServerSentEvent("[DONE]"))
+    return EventSourceResponse(iter(frames), sep="\n")
 
 
 async def _relay(http: httpx.AsyncClient, target: ModelTarget, body: dict[str, Any],

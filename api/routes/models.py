@@ -4,17 +4,16 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api.deps import AppSettings, Owner, Sessions
+from api.deps import AppSettings, Db, Owner
 from db.catalog import list_models
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
 @router.get("")
-async def models(_: Owner, sessions: Sessions, settings: AppSettings) -> dict[str, Any]:
+async def models(_: Owner, s: Db, settings: AppSettings) -> dict[str, Any]:
     """The built-in scripted model and every registered alias."""
-    async with sessions() as s:
-        rows = await list_models(s)
+    rows = await list_models(s)
     data = [{"id": settings.scripted_model, "object": "model", "created": 0, "owned_by": "agentrunner"}]
     data += [{"id": r.alias, "object": "model", "created": int(r.created_at.timestamp()), "owned_by": "agentrunner"}
              for r in rows if r.alias != settings.scripted_model]

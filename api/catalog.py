@@ -1,0 +1,121 @@
+"""Admin operations on API keys, model aliases and server-side tools: one place for the /admin routes and the CLI.
+
+Inputs are validated here (typed models); `db.catalog` only stores and reads.
+"""
+
+from typing import Any, Self
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.errors import Conflict, NotFound
+from db import catalog
+from db.tables import Tool
+
+
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must be an http(s) URL")
+    return value
+
+
+class NewApiKey(BaseModel):
+    """POST /admin/api-keys."""
+
+    owner_id: str = Field(min_length=1)
+    name: str = "default"
+
+
+class NewModel(BaseModel):
+    """POST /admin/models: route a model alias to an OpenAI-compatible upstream."""
+
+    alias: str = Field(min_length=1)
+    base_url: str
+    upstream_model: str | None = None
+    api_key: str | None = None
+
+    _url = field_validator("base_url")(_http_url)
+
+
+class NewTool(BaseModel):
+    """POST /admin/tools: a server-side HTTP tool."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9_-]+$")
+    url: str
+    description: str = ""
+    parameters: dict[str, Any] | None = None
+    timeout_seconds: float = Field(30.0, gt=0)
+    secret_header_name: str | None = None
+    secret_header_value: str | None = None
+
+    _url = field_validator("url")(_http_url)
+
+    @model_validator(mode="after")
+    def _secret_pair(self) -> Self:
+        if (self.secret_header_name is None) != (self.secret_header_value is None):
+            raise ValueError("secret_header_name and secret_header_value go together")
+        return self
+
+
+def tool_json(row: Tool) -> dict[str, Any]:
+    """A registered tool as the admin API shows it (the secret value omitted)."""
+    return {"name": row.name, "url": row.url, "description": row.description, "parameters": row.parameters,
+            "timeout_seconds": row.timeout_seconds, "secret_header_name": row.secret_header_name}
+
+
+async def create_key(s: AsyncSession, new: NewApiKey) -> dict[str, Any]:
+    """Create an API key; the secret is in this answer only."""
+    created = await catalog.create_api_key(s, new.owner_id, new.name)
+    if created is None:
+        raise Conflict("That API key already exists.")
+    row, secret = created
+    return {"id": row.id, "owner_id": row.owner_id, "name": row.name, "key": secret, "prefix": row.prefix}
+
+
+async def list_keys(s: AsyncSession) -> list[dict[str, Any]]:
+    """Keys without their secrets."""
+    return [{"id": r.id, "owner_id": r.owner_id, "name": r.name, "prefix": r.prefix,
+             "revoked": r.revoked_at is not None} for r in await catalog.list_api_keys(s)]
+
+
+async def revoke_key(s: AsyncSession, key_id: str) -> dict[str, Any]:
+    """Revoke a key."""
+    if not await catalog.revoke_api_key(s, key_id):
+        raise NotFound(f"No active key {key_id!r}.", param="id")
+    return {"id": key_id, "revoked": True}
+
+
+async def add_model(s: AsyncSession, new: NewModel) -> dict[str, Any]:
+    """Register (or replace) a model alias."""
+    row = await catalog.add_model(s, new.alias, new.base_url, new.upstream_model, new.api_key)
+    return {"alias": row.alias, "base_url": row.base_url, "upstream_model": row.upstream_model}
+
+
+async def list_models(s: AsyncSession) -> list[dict[str, Any]]:
+    """Registered aliases (secrets omitted)."""
+    return [{"alias": r.alias, "base_url": r.base_url, "upstream_model": r.upstream_model}
+            for r in await catalog.list_models(s)]
+
+
+async def remove_model(s: AsyncSession, alias: str) -> dict[str, Any]:
+    """Unregister an alias."""
+    if not await catalog.remove_model(s, alias):
+        raise NotFound(f"No model {alias!r}.", param="alias")
+    return {"alias": alias, "deleted": True}
+
+
+async def add_tool(s: AsyncSession, new: NewTool) -> dict[str, Any]:
+    """Register (or replace) a server-side HTTP tool."""
+    return tool_json(await catalog.add_tool(s, **new.model_dump()))
+
+
+async def list_tools(s: AsyncSession) -> list[dict[str, Any]]:
+    """Registered tools (secret values omitted)."""
+    return [tool_json(r) for r in await catalog.list_tools(s)]
+
+
+async def remove_tool(s: AsyncSession, name: str) -> dict[str, Any]:
+    """Unregister a tool."""
+    if not await catalog.remove_tool(s, name):
+        raise NotFound(f"No tool {name!r}.", param="name")
+    return {"name": name, "deleted": True}

@@ -1,0 +1,123 @@
+"""Turning a create request into a response row and its input items, checked against what is stored."""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.errors import Conflict, InvalidRequest
+from core.ids import idempotent_response_id, new_id
+from core.settings import Settings
+from core.status import TERMINAL_STATUSES, ResponseStatus
+from core.wire import CreateResponseRequest, mcp_allowed_tools, normalize_input, parse_request
+from db import responses as db
+from db.catalog import list_tools, resolve_model, tools_by_name
+from db.tables import Response
+
+
+@dataclass
+class Prepared:
+    """A validated create request: the row to store (or the one an Idempotency-Key already made) and its input."""
+
+    request: CreateResponseRequest
+    row: Response
+    items: list[dict[str, Any]]
+    is_new: bool
+
+
+def _request_hash(body: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+async def prepare(s: AsyncSession, settings: Settings, owner_id: str, body: Any,
+                  idempotency_key: str | None) -> Prepared:
+    """Validate a create body against the catalog and stored responses; nothing is written."""
+    req = parse_request(body)
+    request_hash = _request_hash(body)
+    if idempotency_key:
+        response_id = idempotent_response_id(owner_id, idempotency_key)
+        existing = await db.get_response(s, response_id)
+        if existing is not None:
+            return Prepared(req, same_request(existing, request_hash), [], False)
+    else:
+        response_id = new_id("resp")
+    if await resolve_model(s, settings, req.model) is None:
+        raise InvalidRequest(f"The model '{req.model}' does not exist or you do not have access to it.",
+                             param="model", code="model_not_found")
+    if req.previous_response_id:
+        prev = await db.get_response(s, req.previous_response_id, owner_id)
+        if prev is None:
+            raise InvalidRequest(f"Previous response with id '{req.previous_response_id}' not found.",
+                                 param="previous_response_id", code="previous_response_not_found")
+        if prev.status not in TERMINAL_STATUSES:
+            raise Conflict(f"Previous response '{prev.id}' is still {prev.status}.",
+                           param="previous_response_id")
+    items = await _resolve_references(s, owner_id, normalize_input(req.input))
+    model_tools, server_tools = await _model_tools(s, req)
+    request = req.model_dump(mode="json", exclude={"input"})
+    request |= {"_model_tools": model_tools, "_server_tools": server_tools}
+    row = Response(id=response_id, owner_id=owner_id, status=ResponseStatus.QUEUED, model=req.model, request=request,
+                   previous_response_id=req.previous_response_id, idempotency_key=idempotency_key,
+                   request_hash=request_hash)
+    return Prepared(req, row, items, True)
+
+
+async def _model_tools(s: AsyncSession, req: CreateResponseRequest) -> tuple[list[dict[str, Any]], list[str]]:
+    """The function tools the model is offered, and which of them the server runs.
+
+    A function tool named like a registered tool runs server-side (its registered schema fills in what the
+    request left out); an `mcp` entry with server_label "agentrunner" offers the registered tools it allows.
+    """
+    functions = [t for t in req.tools if t["type"] == "function"]
+    registered = await tools_by_name(s, [t["name"] for t in functions])
+    offered = []
+    for t in functions:
+        reg = registered.get(t["name"])
+        if reg is not None:
+            t = {**t, "description": t.get("description") or reg.description,
+                 "parameters": t.get("parameters") or reg.parameters}
+        offered.append(t)
+    every = {t.name: t for t in await list_tools(s)} if any(t["type"] == "mcp" for t in req.tools) else {}
+    for i, entry in enumerate(req.tools):
+        if entry["type"] != "mcp":
+            continue
+        allowed = mcp_allowed_tools(entry)
+        missing = sorted(set(allowed or ()) - set(every))
+        if missing:
+            raise InvalidRequest(f"No registered tools named {missing}.", param=f"tools[{i}].allowed_tools",
+                                 code="tool_not_found")
+        for name in allowed if allowed is not None else sorted(every):
+            if all(t["name"] != name for t in offered):
+                reg = every[name]
+                offered.append({"type": "function", "name": name, "description": reg.description,
+                                "parameters": reg.parameters})
+            registered[name] = every[name]
+    if isinstance(req.tool_choice, dict) and all(t["name"] != req.tool_choice["name"] for t in offered):
+        raise InvalidRequest(f"tool_choice names {req.tool_choice['name']!r}, which is not among the tools.",
+                             param="tool_choice", code="invalid_value")
+    return offered, sorted(registered)
+
+
+def same_request(existing: Response, request_hash: str) -> Response:
+    """The response an Idempotency-Key made, if this is the same request again; 409 otherwise."""
+    if existing.request_hash != request_hash:
+        raise Conflict("This Idempotency-Key was already used with a different request body.",
+                       code="idempotency_key_reused")
+    return existing
+
+
+async def _resolve_references(s: AsyncSession, owner_id: str,
+                              items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    refs = [i["id"] for i in items if i["type"] == "item_reference"]
+    found = await db.items_by_ids(s, owner_id, refs) if refs else {}
+    resolved = []
+    for index, item in enumerate(items):
+        if item["type"] == "item_reference":
+            if item["id"] not in found:
+                raise InvalidRequest(f"Item with id '{item['id']}' not found.", param=f"input[{index}].id",
+                                     code="item_not_found")
+            item = found[item["id"]]
+        resolved.append(item)
+    return resolved

@@ -1,0 +1,34 @@
+"""Where a model alias goes: the built-in scripted model, or an OpenAI-compatible HTTP upstream."""
+
+from dataclasses import dataclass
+
+from core.settings import Settings
+
+
+@dataclass(frozen=True)
+class ModelTarget:
+    """An upstream endpoint for one alias (`base_url` None: the built-in scripted model)."""
+
+    alias: str
+    upstream_model: str
+    base_url: str | None
+    api_key: str | None
+
+    @property
+    def completions_url(self) -> str:
+        """The upstream's chat completions endpoint."""
+        return f"{self.base_url}/chat/completions"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Auth headers for the upstream (none without a key)."""
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+
+def default_target(settings: Settings, alias: str) -> ModelTarget | None:
+    """The target of an alias nobody registered: the scripted model, else the default upstream, else none."""
+    if alias == settings.scripted_model:
+        return ModelTarget(alias, alias, None, None)
+    if settings.upstream_base_url:
+        return ModelTarget(alias, alias, settings.upstream_base_url, settings.upstream_api_key)
+    return None
