@@ -43,6 +43,8 @@ def build_worker(client: Client, settings: Settings, sessions: async_sessionmake
         max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
         # On SIGTERM in-flight activities get this long to finish; what does not is retried on another worker.
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_seconds),
+        # A workflow cached on a worker that died waits this long for it before any worker takes its next task.
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=settings.worker_sticky_timeout_seconds),
     )
 
 

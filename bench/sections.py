@@ -45,11 +45,12 @@ class Counts:
     window_s: float = 15.0
     stream_n: int = 20
     in_flight: int = 100
+    in_flight_latency_ms: int = 15_000  # long enough that every in-flight response is open at once
     history_steps: tuple[int, ...] = (0, 1, 3, 5, 10)
 
 
 SMOKE = Counts(single_n=3, slow_n=2, steps=(1, 3), steps_n=2, workers=(1, 2), concurrency=4, window_s=2.0,
-               stream_n=3, in_flight=10, history_steps=(0, 1, 3))
+               stream_n=3, in_flight=10, in_flight_latency_ms=3_000, history_steps=(0, 1, 3))
 STREAM = Behaviour(tokens=20, token_delay_ms=20)
 HISTORY_PAD = 100_000
 
@@ -181,7 +182,7 @@ class Bench:
         stack.scale(workers)
         await self._wait_for_pollers(workers)
         idle = {name: rss_bytes(pid) for name, pid in stack.pids().items()}
-        b = Behaviour(latency_ms=15_000)
+        b = Behaviour(latency_ms=self.counts.in_flight_latency_ms)
         await self.register(b)
         created = await asyncio.gather(*(self.http.post(self.ours.base_url + "/v1/responses", headers=self.ours.headers,
                                                         json=responses_body(b, background=True))

@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     response_timeout_seconds: float = 3600.0
     cancel_wait_seconds: float = 10.0
     worker_shutdown_grace_seconds: float = 30.0
+    worker_sticky_timeout_seconds: float = 10.0
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = 0
     log_format: Literal["text", "json"] = "text"
