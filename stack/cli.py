@@ -147,7 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
     except ValidationError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in exc.errors())
+        print(f"error: {problems}", file=sys.stderr)
         return 2
     return 0
 
