@@ -75,7 +75,7 @@ def render_response(row: Response, output: list[dict[str, Any]]) -> dict[str, An
         "output": output,
         "parallel_tool_calls": req.get("parallel_tool_calls", True),
         "previous_response_id": row.previous_response_id,
-        "reasoning": {"effort": None, "summary": None},
+        "reasoning": req.get("reasoning") or {"effort": None, "summary": None},
         "service_tier": effective_tier(req.get("service_tier")),
         "store": req.get("store", True),
         "temperature": req["temperature"] if req.get("temperature") is not None else 1.0,
@@ -88,6 +88,9 @@ def render_response(row: Response, output: list[dict[str, Any]]) -> dict[str, An
         "tools": [_echo_tool(t) for t in req.get("tools", [])],
         "truncation": req.get("truncation") or "disabled",
         "user": req.get("user"),
+        "safety_identifier": req.get("safety_identifier"),
+        "prompt_cache_key": req.get("prompt_cache_key"),
+        "prompt_cache_retention": req.get("prompt_cache_retention"),
         "metadata": req.get("metadata") or {},
         "usage": Usage.model_validate(row).to_wire(),
     }

@@ -15,7 +15,13 @@ from activities.lifecycle import move_status
 from activities.message_stream import MessageStream
 from activities.upstream import chat_completion, stream_chat_completion, upstream_error
 from core.contracts import ModelCallInput, ModelTurn, ToolCallRef, UpstreamFailure
-from core.convert import completion_to_items, items_to_messages, tool_choice_to_chat, tools_to_chat
+from core.convert import (
+    completion_to_items,
+    items_to_messages,
+    response_format_to_chat,
+    tool_choice_to_chat,
+    tools_to_chat,
+)
 from core.ids import new_id
 from core.metrics import Metrics
 from core.model_target import ModelTarget
@@ -42,9 +48,18 @@ def build_payload(request: dict[str, Any], target: ModelTarget, messages: list[d
         payload["tool_choice"] = tool_choice_to_chat(choice)
         payload["parallel_tool_calls"] = request.get("parallel_tool_calls", True)
     for ours, theirs in (("max_output_tokens", "max_tokens"), ("temperature", "temperature"),
-                         ("top_p", "top_p"), ("user", "user")):
+                         ("top_p", "top_p"), ("user", "user"), ("safety_identifier", "safety_identifier"),
+                         ("prompt_cache_key", "prompt_cache_key"),
+                         ("prompt_cache_retention", "prompt_cache_retention")):
         if request.get(ours) is not None:
             payload[theirs] = request[ours]
+    response_format = response_format_to_chat(request.get("text"))
+    if response_format is not None:
+        payload["response_format"] = response_format
+    if (request.get("text") or {}).get("verbosity"):
+        payload["verbosity"] = request["text"]["verbosity"]
+    if (request.get("reasoning") or {}).get("effort"):
+        payload["reasoning_effort"] = request["reasoning"]["effort"]
     return payload
 
 
@@ -142,7 +157,8 @@ class ModelCallActivity:
         """A chat completion; with a MessageStream its text is streamed to the event log as it arrives."""
         if target.base_url is None:
             completion = scripted_completion(payload["messages"], payload.get("tools", []), new_id("call"),
-                                             tool_choice=payload.get("tool_choice"))
+                                             tool_choice=payload.get("tool_choice"),
+                                             response_format=payload.get("response_format"))
             if stream is not None:
                 async with stream:
                     for word in re.findall(r"\S+\s*|\s+", completion["choices"][0]["message"].get("content") or ""):

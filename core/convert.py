@@ -81,6 +81,17 @@ def tools_to_chat(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def response_format_to_chat(text: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Responses `text.format` as chat `response_format` (None for plain text)."""
+    fmt = (text or {}).get("format") or {}
+    if fmt.get("type") == "json_object":
+        return {"type": "json_object"}
+    if fmt.get("type") == "json_schema":
+        schema = {k: fmt[k] for k in ("name", "schema", "description", "strict") if fmt.get(k) is not None}
+        return {"type": "json_schema", "json_schema": schema}
+    return None
+
+
 def tool_choice_to_chat(choice: str | dict[str, Any]) -> str | dict[str, Any]:
     """Responses tool_choice as chat tool_choice."""
     if isinstance(choice, dict):

@@ -18,10 +18,16 @@ def _last_user_text(messages: list[dict[str, Any]]) -> str:
     return ""
 
 
+def _sample(schema: dict[str, Any], text: str) -> Any:
+    """A value of the schema's type (objects filled field by field), with `text` wherever a string goes."""
+    kind = schema.get("type", "string")
+    if kind == "object":
+        return _arguments_for(schema, text)
+    return {"integer": 1, "number": 1, "boolean": True, "array": [], "null": None}.get(kind, text)
+
+
 def _arguments_for(schema: dict[str, Any], text: str) -> dict[str, Any]:
-    samples = {"string": text, "integer": 1, "number": 1, "boolean": True, "array": [], "object": {}}
-    props = schema.get("properties") or {}
-    return {name: samples.get(spec.get("type", "string"), text) for name, spec in props.items()}
+    return {name: _sample(spec, text) for name, spec in (schema.get("properties") or {}).items()}
 
 
 def _count_tokens(value: Any) -> int:
@@ -29,8 +35,12 @@ def _count_tokens(value: Any) -> int:
 
 
 def scripted_completion(messages: list[dict[str, Any]], tools: list[dict[str, Any]], call_id: str,
-                        tool_choice: Any = None) -> dict[str, Any]:
-    """A chat-completions-shaped answer for these messages (`tool_choice: "none"` offers no tools)."""
+                        tool_choice: Any = None, response_format: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A chat-completions-shaped answer for these messages (`tool_choice: "none"` offers no tools).
+
+    Asked for JSON (`response_format`), the answer is a JSON object: one matching the schema, filled with the
+    tool results or the user's words.
+    """
     if tool_choice == "none":
         tools = []
     since_user: list[dict[str, Any]] = []
@@ -47,13 +57,18 @@ def scripted_completion(messages: list[dict[str, Any]], tools: list[dict[str, An
         message = {"role": "assistant", "content": None, "tool_calls": [
             {"id": call_id, "type": "function", "function": {"name": fn["name"], "arguments": json.dumps(args)}}]}
         finish = "tool_calls"
-    elif tool_outputs:
-        results = "; ".join(str(m["content"]) for m in tool_outputs)
-        message = {"role": "assistant", "content": f"The tool returned: {results}"}
-        finish = "stop"
     else:
-        message = {"role": "assistant",
-                   "content": f"[agentrunner-scripted, a built-in offline model] You said: {user_text}"}
+        results = "; ".join(str(m["content"]) for m in tool_outputs)
+        fmt = response_format or {}
+        if fmt.get("type") == "json_schema":
+            content = json.dumps(_sample(fmt["json_schema"].get("schema") or {"type": "object"}, results or user_text))
+        elif fmt.get("type") == "json_object":
+            content = json.dumps({"answer": results or user_text})
+        elif tool_outputs:
+            content = f"The tool returned: {results}"
+        else:
+            content = f"[agentrunner-scripted, a built-in offline model] You said: {user_text}"
+        message = {"role": "assistant", "content": content}
         finish = "stop"
     prompt_tokens = _count_tokens(messages)
     completion_tokens = _count_tokens(message)

@@ -1,6 +1,6 @@
 """The Responses API request model and input normalization (WIRE.md)."""
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -11,6 +11,55 @@ from core.tiers import RequestedTier
 
 ROLES = ("user", "assistant", "system", "developer")
 TEXT_PART_TYPES = ("input_text", "output_text", "text")
+
+
+class TextFormatText(BaseModel):
+    """Plain text output (the default)."""
+
+    type: Literal["text"]
+
+
+class TextFormatJsonObject(BaseModel):
+    """JSON mode: any JSON object."""
+
+    type: Literal["json_object"]
+
+
+class TextFormatJsonSchema(BaseModel):
+    """Structured outputs: JSON matching a schema (`strict` asks the upstream to guarantee it)."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    type: Literal["json_schema"]
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9_-]+$")
+    schema_: dict[str, Any] = Field(alias="schema")
+    description: str | None = None
+    strict: bool | None = None
+
+    @field_validator("schema_")
+    @classmethod
+    def _object_root(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if v.get("type", "object") != "object":
+            raise ValueError("the schema's root must be of type 'object'")
+        return v
+
+
+TextFormat = Annotated[TextFormatText | TextFormatJsonObject | TextFormatJsonSchema, Field(discriminator="type")]
+_FORMAT_TAGS = {"text", "json_object", "json_schema"}
+
+
+class TextConfig(BaseModel):
+    """`text`: the output format and, for upstreams that take it, verbosity."""
+
+    format: TextFormat = TextFormatText(type="text")
+    verbosity: Literal["low", "medium", "high"] | None = None
+
+
+class ReasoningConfig(BaseModel):
+    """`reasoning`: effort (forwarded as `reasoning_effort`) and the summary asked for."""
+
+    effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
+    summary: Literal["auto", "concise", "detailed"] | None = None
 
 
 class CreateResponseRequest(BaseModel):
@@ -37,8 +86,11 @@ class CreateResponseRequest(BaseModel):
     service_tier: RequestedTier | None = None
     truncation: Literal["auto", "disabled"] | None = None
     include: list[str] | None = None
-    reasoning: dict[str, Any] | None = None
-    text: dict[str, Any] | None = None
+    reasoning: ReasoningConfig | None = None
+    text: TextConfig | None = None
+    prompt_cache_key: str | None = Field(None, max_length=1024)
+    prompt_cache_retention: Literal["in_memory", "24h"] | None = None
+    safety_identifier: str | None = Field(None, max_length=64)
 
     @field_validator("metadata")
     @classmethod
@@ -110,16 +162,30 @@ def mcp_allowed_tools(tool: dict[str, Any]) -> list[str] | None:
 
 
 def _param_path(loc: tuple[Any, ...]) -> str:
-    """`tools[0]`-style path: the field, then list indexes (union member names are dropped)."""
+    """`tools[0]`-style path: the field, then list indexes (union member names are dropped).
+
+    Inside the typed `text` and `reasoning` objects it names the nested field: `text.format.schema`.
+    """
     if not loc:
         return "body"
+    if loc[0] in ("text", "reasoning"):
+        return ".".join(str(p) for p in loc if p not in _FORMAT_TAGS or p == loc[0]).replace("schema_", "schema")
     return str(loc[0]) + "".join(f"[{p}]" for p in loc[1:] if isinstance(p, int))
 
 
-def _text_of(content: Any, param: str) -> list[dict[str, Any]]:
+def _text_part(text: str, role: str, part: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A text part in the type the spec gives it for this role: assistant output_text, everyone else input_text."""
+    if role == "assistant":
+        part = part or {}
+        return {"type": "output_text", "text": text, "annotations": part.get("annotations") or [],
+                "logprobs": part.get("logprobs") or []}
+    return {"type": "input_text", "text": text}
+
+
+def _text_of(content: Any, param: str, role: str) -> list[dict[str, Any]]:
     """Normalize message content to a list of typed parts."""
     if isinstance(content, str):
-        return [{"type": "input_text", "text": content}]
+        return [_text_part(content, role)]
     if not isinstance(content, list):
         raise InvalidRequest("Message content must be a string or a list of parts.", param=param)
     parts = []
@@ -128,7 +194,7 @@ def _text_of(content: Any, param: str) -> list[dict[str, Any]]:
             raise InvalidRequest("Unsupported content part.", param=f"{param}[{j}]", code="unsupported_value")
         if part["type"] in TEXT_PART_TYPES and not isinstance(part.get("text"), str):
             raise InvalidRequest("A text part needs a 'text' string.", param=f"{param}[{j}].text")
-        parts.append(part)
+        parts.append(_text_part(part["text"], role, part) if part["type"] in TEXT_PART_TYPES else part)
     return parts
 
 
@@ -153,7 +219,7 @@ def normalize_input(raw: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
                                      code="missing_required_parameter")
             items.append({"id": item.get("id") or new_id("msg"), "type": "message", "role": role,
                           "status": item.get("status", "completed"),
-                          "content": _text_of(item["content"], f"{param}.content")})
+                          "content": _text_of(item["content"], f"{param}.content", role)})
         elif kind == "function_call":
             for key in ("call_id", "name", "arguments"):
                 if not isinstance(item.get(key), str):

@@ -44,7 +44,7 @@ async def chat_completions(request: Request, _: Owner, s: Db, settings: AppSetti
 
 def _scripted(body: dict[str, Any]) -> Response:
     completion = scripted_completion(body["messages"], body.get("tools") or [], new_id("call"),
-                                     tool_choice=body.get("tool_choice"))
+                                     tool_choice=body.get("tool_choice"), response_format=body.get("response_format"))
     head = {"id": new_id("chatcmpl"), "created": int(time.time()), "model": body["model"]}
     if not body.get("stream"):
         return JSONResponse({**head, "object": "chat.completion", **completion})

@@ -45,6 +45,17 @@ PARSE_ERRORS: list[tuple[dict[str, Any], str, str]] = [
     ({"model": MODEL, "input": [{"type": "bogus"}]}, "input[0].type", "unsupported_value"),
     ({"model": MODEL, "input": []}, "input", "invalid_value"),
     ({"model": MODEL, "input": "hi", "metadata": {"k": 1}}, "metadata", "invalid_value"),
+    ({"model": MODEL, "input": "hi", "text": {"format": {"type": "xml"}}}, "text.format", "invalid_value"),
+    ({"model": MODEL, "input": "hi", "text": {"format": {"type": "json_schema", "name": "s", "schema": "str"}}},
+     "text.format.schema", "invalid_value"),
+    ({"model": MODEL, "input": "hi", "text": {"format": {"type": "json_schema", "name": "s",
+                                                         "schema": {"type": "array"}}}},
+     "text.format.schema", "invalid_value"),
+    ({"model": MODEL, "input": "hi", "text": {"format": {"type": "json_schema", "schema": {}}}},
+     "text.format.name", "missing_required_parameter"),
+    ({"model": MODEL, "input": "hi", "reasoning": {"effort": "enormous"}}, "reasoning.effort", "invalid_value"),
+    ({"model": MODEL, "input": "hi", "prompt_cache_retention": "forever"}, "prompt_cache_retention",
+     "invalid_value"),
 ]
 
 # (body, param, code): well-formed, rejected against the catalog or the stored responses.
@@ -186,7 +197,8 @@ def test_list_input_with_and_without_type() -> None:
     assert [(i["type"], i["role"]) for i in items] == [("message", "user"), ("message", "assistant"),
                                                        ("message", "developer")]
     assert items[0]["content"] == [{"type": "input_text", "text": "plain"}]
-    assert items[1]["content"] == [{"type": "output_text", "text": "typed"}]
+    # Each role's text in the part type the spec gives it, so input_items pages validate strictly.
+    assert items[1]["content"] == [{"type": "output_text", "text": "typed", "annotations": [], "logprobs": []}]
     assert items[2]["id"] == "msg_given" and items[2]["status"] == "in_progress"
     assert all(i["id"].startswith("msg_") for i in items)
     assert len({i["id"] for i in items}) == 3

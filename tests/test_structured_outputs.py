@@ -1,0 +1,90 @@
+"""Structured outputs and the request fields that reach the upstream, through the real client libraries."""
+
+import json
+
+from agents import Agent, OpenAIResponsesModel, Runner, set_tracing_disabled
+from pydantic import BaseModel
+
+from tests.conftest import Stack
+from tests.helpers import create
+from tests.scripted_upstream import Reply
+
+set_tracing_disabled(True)  # the Agents SDK would otherwise export traces to the internet
+
+
+class City(BaseModel):
+    name: str
+    population: int
+
+
+PARIS = City(name="Paris", population=2_100_000)
+
+
+async def test_openai_parse_sends_the_schema_and_returns_the_parsed_object(stack: Stack) -> None:
+    model = await stack.model(Reply(text=PARIS.model_dump_json()))
+    client = stack.openai(await stack.new_key())
+    parsed = await client.responses.parse(model=model, input="Biggest French city?", text_format=City,
+                                          reasoning={"effort": "low"})
+    assert parsed.output_parsed == PARIS
+    sent = stack.upstream.scripts[model].requests[0]
+    fmt = sent["response_format"]
+    assert fmt["type"] == "json_schema" and fmt["json_schema"]["name"] == "City" and fmt["json_schema"]["strict"]
+    assert set(fmt["json_schema"]["schema"]["properties"]) == {"name", "population"}
+    assert sent["reasoning_effort"] == "low"
+    # The echo is what the client asked for.
+    assert parsed.text is not None and parsed.text.format.type == "json_schema"
+    assert parsed.reasoning is not None and parsed.reasoning.effort == "low"
+
+
+async def test_builtin_scripted_model_answers_in_the_requested_schema(stack: Stack) -> None:
+    client = stack.openai(await stack.new_key())
+    parsed = await client.responses.parse(model=stack.settings.scripted_model, input="Oslo", text_format=City)
+    assert parsed.output_parsed == City(name="Oslo", population=1)
+
+
+async def test_agents_sdk_output_type(stack: Stack) -> None:
+    model = await stack.model(Reply(text=PARIS.model_dump_json()))
+    agent = Agent(name="geo", instructions="Answer with data.", output_type=City,
+                  model=OpenAIResponsesModel(model=model, openai_client=stack.openai(await stack.new_key())))
+    result = await Runner.run(agent, "Biggest French city?")
+    assert result.final_output == PARIS
+    assert stack.upstream.scripts[model].requests[0]["response_format"]["type"] == "json_schema"
+
+
+async def test_json_mode_cache_and_safety_fields_are_forwarded_and_echoed(stack: Stack) -> None:
+    model = await stack.model(Reply(text=json.dumps({"ok": True})))
+    key = await stack.new_key()
+    body = await create(stack, key, model=model, input="json please", text={"format": {"type": "json_object"},
+                        "verbosity": "low"}, prompt_cache_key="tenant-7", prompt_cache_retention="24h",
+                        safety_identifier="user-42")
+    sent = stack.upstream.scripts[model].requests[0]
+    assert sent["response_format"] == {"type": "json_object"} and sent["verbosity"] == "low"
+    assert (sent["prompt_cache_key"], sent["prompt_cache_retention"], sent["safety_identifier"]) == (
+        "tenant-7", "24h", "user-42")
+    assert (body["prompt_cache_key"], body["prompt_cache_retention"], body["safety_identifier"]) == (
+        "tenant-7", "24h", "user-42")
+    assert body["text"]["format"] == {"type": "json_object"}
+
+
+async def test_bad_text_format_is_a_400_naming_it_and_writes_nothing(stack: Stack) -> None:
+    model = await stack.model(Reply(text="unused"))
+    key = await stack.new_key()
+    before = await stack.count_rows()
+    for text, param in (({"format": {"type": "xml"}}, "text.format"),
+                        ({"format": {"type": "json_schema", "name": "x", "schema": {"type": "array"}}},
+                         "text.format.schema")):
+        r = await stack.call("POST", "/v1/responses", key, {"model": model, "input": "x", "text": text})
+        assert r.status_code == 400 and r.json()["error"]["param"] == param, r.text
+    assert await stack.count_rows() == before and stack.upstream.scripts[model].requests == []
+
+
+async def test_input_items_give_assistant_text_as_output_text(stack: Stack) -> None:
+    model = await stack.model(Reply(text="sure"))
+    client = stack.openai(await stack.new_key())
+    created = await client.responses.create(model=model, input=[
+        {"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello, how can I help?"},
+        {"role": "user", "content": "tell me"}])
+    page = await client.responses.input_items.list(created.id, order="asc")  # strict validation of every item
+    assistant = page.data[1]
+    assert assistant.type == "message" and assistant.role == "assistant"
+    assert assistant.content[0].type == "output_text"  # type: ignore[union-attr]

@@ -1,0 +1,46 @@
+"""What one model step sends a chat-completions upstream, from the stored request."""
+
+from typing import Any
+
+from activities.model_call import build_payload
+from core.model_target import ModelTarget
+from core.scripted import scripted_completion
+from core.wire import parse_request
+
+TARGET = ModelTarget("alias", "upstream-model", "http://127.0.0.1:9/v1", None)
+SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}, "where": {
+    "type": "object", "properties": {"lat": {"type": "number"}}}}, "required": ["city", "where"]}
+
+
+def payload(**fields: Any) -> dict[str, Any]:
+    """The payload for a request body as the API stores it (parsed, dumped as JSON)."""
+    request = parse_request({"model": "alias", "input": "hi", **fields}).model_dump(mode="json", exclude={"input"})
+    return build_payload(request, TARGET, [{"role": "user", "content": "hi"}], turn=1)
+
+
+def test_plain_requests_send_no_optional_fields() -> None:
+    assert payload() == {"model": "upstream-model", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def test_json_schema_becomes_response_format_with_strict() -> None:
+    sent = payload(text={"format": {"type": "json_schema", "name": "Place", "schema": SCHEMA, "strict": True,
+                                    "description": "a place"}, "verbosity": "high"},
+                   reasoning={"effort": "minimal", "summary": "auto"})
+    assert sent["response_format"] == {"type": "json_schema", "json_schema": {
+        "name": "Place", "schema": SCHEMA, "description": "a place", "strict": True}}
+    assert sent["verbosity"] == "high" and sent["reasoning_effort"] == "minimal"
+
+
+def test_json_object_text_and_cache_fields() -> None:
+    sent = payload(text={"format": {"type": "json_object"}}, prompt_cache_key="k", prompt_cache_retention="in_memory",
+                   safety_identifier="u1")
+    assert sent["response_format"] == {"type": "json_object"}
+    assert (sent["prompt_cache_key"], sent["prompt_cache_retention"], sent["safety_identifier"]) == (
+        "k", "in_memory", "u1")
+    assert "response_format" not in payload(text={"format": {"type": "text"}})
+
+
+def test_scripted_model_fills_the_schema() -> None:
+    sent = payload(text={"format": {"type": "json_schema", "name": "Place", "schema": SCHEMA}})
+    answer = scripted_completion(sent["messages"], [], "call_1", response_format=sent["response_format"])
+    assert answer["choices"][0]["message"]["content"] == '{"city": "hi", "where": {"lat": 1}}'
