@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.compaction import CompactionActivities
 from activities.model_call import ModelCallActivity
 from activities.response_state import ResponseStateActivities
 from activities.tool_call import ToolCallActivity
@@ -22,6 +23,7 @@ from core.process import exit_after_shutdown
 from core.settings import Settings
 from core.temporal import connect_temporal
 from db.engine import create_engine, session_factory
+from workflows.compaction import CompactionWorkflow
 from workflows.response import ResponseWorkflow
 
 log = logging.getLogger("agentrunner.worker")
@@ -34,11 +36,13 @@ def build_worker(client: Client, settings: Settings, sessions: async_sessionmake
     model = ModelCallActivity(sessions, http, settings, metrics)
     tools = ToolCallActivity(sessions, http, metrics)
     state = ResponseStateActivities(sessions, metrics)
+    compaction = CompactionActivities(sessions, http, settings)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
-        workflows=[ResponseWorkflow],
-        activities=[model.call_model, tools.call_tool, state.mark_in_progress, state.finalize],
+        workflows=[ResponseWorkflow, CompactionWorkflow],
+        activities=[model.call_model, tools.call_tool, state.mark_in_progress, state.finalize,
+                    compaction.summarize, compaction.fail],
         max_concurrent_activities=max_concurrent_activities,
         max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
         # On SIGTERM in-flight activities get this long to finish; what does not is retried on another worker.

@@ -13,25 +13,25 @@ from temporalio.exceptions import ApplicationError
 from activities.heartbeat import heartbeating
 from activities.lifecycle import move_status
 from activities.message_stream import MessageStream
-from activities.upstream import chat_completion, stream_chat_completion, upstream_error
+from activities.upstream import complete, stream_chat_completion, upstream_error
 from core.contracts import ModelCallInput, ModelTurn, ToolCallRef, UpstreamFailure
 from core.convert import (
+    compaction_refs,
     completion_to_items,
     items_to_messages,
     response_format_to_chat,
     tool_choice_to_chat,
     tools_to_chat,
 )
-from core.ids import new_id
 from core.metrics import Metrics
 from core.model_target import ModelTarget
-from core.scripted import scripted_completion
 from core.settings import Settings
 from core.status import ResponseStatus
 from core.stream_events import PriorStep, call_events
 from core.usage import Usage
 from db import responses as db
 from db.catalog import resolve_model
+from db.compactions import completed_summaries
 from db.events import step_events
 
 
@@ -100,6 +100,7 @@ class ModelCallActivity:
             await db.start_step(s, inp.response_id, inp.seq, "model_call", activity.info().attempt)
             target = await resolve_model(s, self.settings, response.model)
             context = await db.context_items(s, inp.response_id)
+            summaries = await completed_summaries(s, response.owner_id, compaction_refs(context))
             # Only a streamed step has events an earlier attempt may have shown.
             streamed = bool(response.request.get("stream"))
             prior = PriorStep.from_events(await step_events(s, inp.response_id, inp.seq) if streamed else [])
@@ -107,7 +108,7 @@ class ModelCallActivity:
             raise upstream_error(UpstreamFailure(status=400, message=f"model {response.model!r} is not available",
                                                  code="model_not_found"), retryable=False)
         request = response.request
-        messages = items_to_messages(request.get("instructions"), context)
+        messages = items_to_messages(request.get("instructions"), context, summaries)
         payload = build_payload(request, target, messages, inp.turn)
         stream = None
         if request.get("stream"):
@@ -155,18 +156,14 @@ class ModelCallActivity:
     async def _complete(self, target: ModelTarget, payload: dict[str, Any],
                         stream: MessageStream | None) -> dict[str, Any]:
         """A chat completion; with a MessageStream its text is streamed to the event log as it arrives."""
-        if target.base_url is None:
-            completion = scripted_completion(payload["messages"], payload.get("tools", []), new_id("call"),
-                                             tool_choice=payload.get("tool_choice"),
-                                             response_format=payload.get("response_format"))
-            if stream is not None:
+        timeout = self.settings.upstream_timeout_seconds
+        if target.base_url is None or stream is None:
+            completion = await complete(self.http, target, payload, timeout)
+            if stream is not None:  # the scripted model streams its answer word by word
                 async with stream:
                     for word in re.findall(r"\S+\s*|\s+", completion["choices"][0]["message"].get("content") or ""):
                         await stream.text(word)
             return completion
-        timeout = self.settings.upstream_timeout_seconds
-        if stream is None:
-            return await chat_completion(self.http, target, payload, timeout)
         content, finish, usage = "", None, None
         calls: dict[int, dict[str, Any]] = {}
         async with stream:

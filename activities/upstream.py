@@ -10,7 +10,9 @@ from httpx_sse import aconnect_sse
 from temporalio.exceptions import ApplicationError
 
 from core.contracts import UpstreamFailure
+from core.ids import new_id
 from core.model_target import ModelTarget
+from core.scripted import scripted_completion
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
 
@@ -46,6 +48,16 @@ def upstream_error(failure: UpstreamFailure, *, retryable: bool, delay: timedelt
         f"upstream {failure.status}: {failure.message}", failure.model_dump(), type="UpstreamError",
         non_retryable=not retryable, next_retry_delay=delay,
     )
+
+
+async def complete(http: httpx.AsyncClient, target: ModelTarget, payload: dict[str, Any],
+                   timeout_seconds: float) -> dict[str, Any]:
+    """A chat completion from the target: the built-in scripted model, or the upstream over HTTP."""
+    if target.base_url is None:
+        return scripted_completion(payload["messages"], payload.get("tools", []), new_id("call"),
+                                   tool_choice=payload.get("tool_choice"),
+                                   response_format=payload.get("response_format"))
+    return await chat_completion(http, target, payload, timeout_seconds)
 
 
 async def chat_completion(http: httpx.AsyncClient, target: ModelTarget, payload: dict[str, Any],

@@ -7,14 +7,23 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.convert import compaction_refs
 from core.errors import Conflict, InvalidRequest
 from core.ids import idempotent_response_id, new_id
 from core.settings import Settings
 from core.status import TERMINAL_STATUSES, ResponseStatus
-from core.wire import CreateResponseRequest, mcp_allowed_tools, normalize_input, parse_request
+from core.wire import (
+    CompactRequest,
+    CreateResponseRequest,
+    mcp_allowed_tools,
+    normalize_input,
+    parse_request,
+    validate_body,
+)
 from db import responses as db
 from db.catalog import list_tools, resolve_model, tools_by_name
-from db.tables import Response
+from db.compactions import completed_summaries
+from db.tables import Compaction, Response
 
 
 @dataclass
@@ -47,13 +56,7 @@ async def prepare(s: AsyncSession, settings: Settings, owner_id: str, body: Any,
         raise InvalidRequest(f"The model '{req.model}' does not exist or you do not have access to it.",
                              param="model", code="model_not_found")
     if req.previous_response_id:
-        prev = await db.get_response(s, req.previous_response_id, owner_id)
-        if prev is None:
-            raise InvalidRequest(f"Previous response with id '{req.previous_response_id}' not found.",
-                                 param="previous_response_id", code="previous_response_not_found")
-        if prev.status not in TERMINAL_STATUSES:
-            raise Conflict(f"Previous response '{prev.id}' is still {prev.status}.",
-                           param="previous_response_id")
+        await _ended_previous(s, owner_id, req.previous_response_id)
     items = await _resolve_references(s, owner_id, normalize_input(req.input))
     model_tools, server_tools = await _model_tools(s, req)
     request = req.model_dump(mode="json", exclude={"input"})
@@ -110,8 +113,10 @@ def same_request(existing: Response, request_hash: str) -> Response:
 
 async def _resolve_references(s: AsyncSession, owner_id: str,
                               items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Stored items in place of `item_reference`s; compaction items checked to be this owner's, completed."""
     refs = [i["id"] for i in items if i["type"] == "item_reference"]
     found = await db.items_by_ids(s, owner_id, refs) if refs else {}
+    compacted = await completed_summaries(s, owner_id, compaction_refs(items))
     resolved = []
     for index, item in enumerate(items):
         if item["type"] == "item_reference":
@@ -119,5 +124,38 @@ async def _resolve_references(s: AsyncSession, owner_id: str,
                 raise InvalidRequest(f"Item with id '{item['id']}' not found.", param=f"input[{index}].id",
                                      code="item_not_found")
             item = found[item["id"]]
+        elif item["type"] == "compaction" and item["encrypted_content"] not in compacted:
+            # Opaque to clients, usable only by the owner of the compaction it names.
+            raise InvalidRequest("The compaction item's encrypted_content is not one of your compactions.",
+                                 param=f"input[{index}].encrypted_content", code="invalid_encrypted_content")
         resolved.append(item)
     return resolved
+
+
+async def _ended_previous(s: AsyncSession, owner_id: str, previous_response_id: str) -> Response:
+    """The owner's previous response, which must have ended."""
+    prev = await db.get_response(s, previous_response_id, owner_id)
+    if prev is None:
+        raise InvalidRequest(f"Previous response with id '{previous_response_id}' not found.",
+                             param="previous_response_id", code="previous_response_not_found")
+    if prev.status not in TERMINAL_STATUSES:
+        raise Conflict(f"Previous response '{prev.id}' is still {prev.status}.", param="previous_response_id")
+    return prev
+
+
+async def prepare_compaction(s: AsyncSession, settings: Settings, owner_id: str, body: Any) -> Compaction:
+    """Validate a compact body and gather the window it compacts; nothing is written."""
+    req = validate_body(CompactRequest, body)
+    if await resolve_model(s, settings, req.model) is None:
+        raise InvalidRequest(f"The model '{req.model}' does not exist or you do not have access to it.",
+                             param="model", code="model_not_found")
+    window = []
+    if req.previous_response_id:
+        window = await db.context_items(s, (await _ended_previous(s, owner_id, req.previous_response_id)).id)
+    if req.input is not None:
+        window += await _resolve_references(s, owner_id, normalize_input(req.input))
+    if not window:
+        raise InvalidRequest("There is nothing to compact: send 'input' or 'previous_response_id'.", param="input",
+                             code="missing_required_parameter")
+    return Compaction(id=new_id("cmp"), owner_id=owner_id, model=req.model, status="running",
+                      instructions=req.instructions, items=window)

@@ -21,23 +21,25 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.lifecycle import move_status
-from api.prepare import prepare, same_request
+from api.prepare import prepare, prepare_compaction, same_request
 from core import search_attributes as sa
-from core.contracts import ResponseOutcome, ResponseWorkflowInput
+from core.contracts import CompactionWorkflowInput, ResponseOutcome, ResponseWorkflowInput, UpstreamFailure
 from core.errors import InvalidRequest, NotFound, ServiceUnavailable, UpstreamError
 from core.settings import Settings
 from core.status import OPEN_STATUSES, TERMINAL_STATUSES, ResponseStatus
 from core.tiers import PRIORITY_BY_TIER, effective_tier
 from core.wire import CreateResponseRequest
 from db import responses as db
-from db.tables import Response
+from db.compactions import get_compaction
+from db.tables import Compaction, Response
 
 log = logging.getLogger("agentrunner.api")
 WORKFLOW = "ResponseWorkflow"
+COMPACTION_WORKFLOW = "CompactionWorkflow"
 _CLOSED_AS = {
     WorkflowExecutionStatus.CANCELED: ResponseStatus.CANCELLED,
     WorkflowExecutionStatus.FAILED: ResponseStatus.FAILED,
@@ -122,6 +124,31 @@ class ResponseService:
                 await db.delete_response(s, row.id)
             raise ServiceUnavailable("The response could not be started; retry shortly.") from exc
         log.info("response started (model %s)", row.model, extra={"response_id": row.id})
+
+    async def compact(self, s: AsyncSession, owner_id: str, body: Any) -> Compaction:
+        """Store the window, summarize it in a durable workflow and wait; a failed summary is the upstream's error."""
+        row = await prepare_compaction(s, self.settings, owner_id, body)
+        s.add(row)
+        await s.commit()  # the workflow reads the window from this row
+        try:
+            await self.temporal.execute_workflow(
+                COMPACTION_WORKFLOW, CompactionWorkflowInput(compaction_id=row.id, model=row.model,
+                                                             policy=self.settings.steps),
+                id=row.id, task_queue=self.settings.task_queue,
+                execution_timeout=timedelta(seconds=self.settings.response_timeout_seconds),
+                static_summary=f"{row.model} · compaction of {len(row.items)} items",
+                priority=Priority(priority_key=PRIORITY_BY_TIER[effective_tier(body.get("service_tier"))],
+                                  fairness_key=owner_id))
+        except WorkflowFailureError as exc:
+            cause = exc.cause.cause if isinstance(exc.cause, ActivityError) else exc.cause
+            details = cause.details if isinstance(cause, ApplicationError) else ()
+            failure = UpstreamFailure.model_validate(details[0]) if details else UpstreamFailure(
+                status=500, message="The compaction failed.", code="server_error")
+            raise UpstreamError(failure.status, failure.message, type_=failure.type, param=failure.param,
+                                code=failure.code) from exc
+        fresh = await get_compaction(s, row.id)
+        assert fresh is not None
+        return fresh
 
     async def wait(self, s: AsyncSession, row: Response) -> Response:
         """Block until the response is terminal; an upstream failure is raised as the upstream's error."""

@@ -128,3 +128,24 @@ class ResponseOutcome(BaseModel):
 
     response_id: str
     status: ResponseStatus
+
+
+class CompactionWorkflowInput(BaseModel):
+    """Summarizes one stored conversation window (a `compactions` row)."""
+
+    compaction_id: str
+    model: str
+    policy: StepPolicy = StepPolicy()
+
+
+class CompactionInput(BaseModel):
+    """The summarizing model call of one compaction."""
+
+    compaction_id: str
+
+
+class CompactionFailure(BaseModel):
+    """Marks a compaction failed, with what the client is shown."""
+
+    compaction_id: str
+    error: UpstreamFailure

@@ -30,8 +30,20 @@ def _same_turn(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return _is_call(a) and _is_call(b) and a.get("_turn") == b.get("_turn")
 
 
-def items_to_messages(instructions: str | None, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+COMPACTION_PREFIX = "Summary of the earlier conversation, which it replaces:\n"
+
+
+def compaction_refs(items: list[dict[str, Any]]) -> list[str]:
+    """The compactions these items refer to (their `encrypted_content`)."""
+    return [i["encrypted_content"] for i in items if i.get("type") == "compaction"]
+
+
+def items_to_messages(instructions: str | None, items: list[dict[str, Any]],
+                      summaries: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """The chat messages an upstream sees for this context.
+
+    A `compaction` item stands for the window it summarized: a system message with the summary (`summaries`,
+    by reference).
 
     Consecutive calls (client-side `function_call`, server-side `mcp_call`) of one model turn form one
     assistant message, as the model produced them; a server-side call's result follows that message as a tool
@@ -64,6 +76,9 @@ def items_to_messages(instructions: str | None, items: list[dict[str, Any]]) -> 
                 server_results = []
         elif kind == "function_call_output":
             messages.append({"role": "tool", "tool_call_id": item["call_id"], "content": item["output"]})
+        elif kind == "compaction":
+            summary = (summaries or {}).get(item["encrypted_content"], "")
+            messages.append({"role": "system", "content": COMPACTION_PREFIX + summary})
     return messages
 
 

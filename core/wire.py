@@ -1,6 +1,6 @@
 """The Responses API request model and input normalization (WIRE.md)."""
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -111,12 +111,29 @@ class CreateResponseRequest(BaseModel):
         return v
 
 
-def parse_request(body: Any) -> CreateResponseRequest:
-    """Validate a create body, turning the first problem into a 400 naming its param."""
+class CompactRequest(BaseModel):
+    """POST /v1/responses/compact body: the window to compact (`input`, after `previous_response_id`'s chain)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(min_length=1)
+    input: str | list[dict[str, Any]] | None = None
+    instructions: str | None = None
+    previous_response_id: str | None = None
+    prompt_cache_key: str | None = Field(None, max_length=1024)
+    prompt_cache_retention: Literal["in_memory", "24h"] | None = None
+    service_tier: RequestedTier | None = None
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_body(model: type[M], body: Any) -> M:
+    """Validate a JSON body against a request model, turning the first problem into a 400 naming its param."""
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     try:
-        req = CreateResponseRequest.model_validate(body)
+        return model.model_validate(body)
     except ValidationError as exc:
         err = exc.errors()[0]
         param = _param_path(err["loc"])
@@ -125,6 +142,11 @@ def parse_request(body: Any) -> CreateResponseRequest:
                                  code="missing_required_parameter") from None
         raise InvalidRequest(f"Invalid value for '{param}': {err['msg']}.", param=param,
                              code="invalid_value") from None
+
+
+def parse_request(body: Any) -> CreateResponseRequest:
+    """Validate a create body: its shape, then its tools."""
+    req = validate_body(CreateResponseRequest, body)
     for i, tool in enumerate(req.tools):
         if tool.get("type") == "function":
             if not isinstance(tool.get("name"), str) or not tool["name"]:
@@ -245,6 +267,12 @@ def normalize_input(raw: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
                                          code="missing_required_parameter")
             items.append({k: item.get(k) for k in ("id", "type", "server_label", "name", "arguments", "output",
                                                    "error", "status")})
+        elif kind == "compaction":
+            if not isinstance(item.get("encrypted_content"), str):
+                raise InvalidRequest("compaction items need 'encrypted_content'.", param=f"{param}.encrypted_content",
+                                     code="missing_required_parameter")
+            items.append({"id": item.get("id") or new_id("cmp"), "type": "compaction",
+                          "encrypted_content": item["encrypted_content"]})
         elif kind == "item_reference":
             if not isinstance(item.get("id"), str):
                 raise InvalidRequest("item_reference needs an 'id'.", param=f"{param}.id",

@@ -138,3 +138,25 @@ class ResponseEvent(SQLModel, table=True):
     event: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
     created_at: datetime = _now()
 
+
+
+class Compaction(SQLModel, table=True):
+    """A conversation window summarized by a model call; compaction items refer to it by id (owner-scoped)."""
+
+    __tablename__ = "compactions"
+    __table_args__ = (CheckConstraint(_in("status", ["running", "completed", "failed"]),
+                                      name="compactions_status_check"),)
+    id: str = Field(primary_key=True, sa_type=Text)
+    owner_id: str = Field(sa_type=Text)
+    model: str = Field(sa_type=Text)
+    status: str = Field(sa_type=Text)
+    instructions: str | None = Field(default=None, sa_type=Text)
+    items: list[dict[str, Any]] = Field(sa_column=Column(JSONB, nullable=False))  # the window it replaces
+    summary: str | None = Field(default=None, sa_type=Text)
+    error: dict[str, Any] | None = _json()
+    input_tokens: int = _zero()
+    output_tokens: int = _zero()
+    cached_tokens: int = _zero()
+    reasoning_tokens: int = _zero()
+    created_at: datetime = _now()
+    completed_at: datetime | None = _ts()

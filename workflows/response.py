@@ -28,11 +28,12 @@ with workflow.unsafe.imports_passed_through():
     from workflows.decide import CallModel, Finish, LoopState, RunTools, decide
 
 _START_IN_FIRST_CALL = "start-in-first-model-call"
-_STATE_TIMEOUT = timedelta(seconds=30)
-_STATE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10))
+STATE_TIMEOUT = timedelta(seconds=30)
+STATE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10))
 
 
-def _retry(p: StepPolicy, attempts: int) -> RetryPolicy:
+def step_retry(p: StepPolicy, attempts: int) -> RetryPolicy:
+    """A model or tool step's retries: exponential backoff within the policy's bounds."""
     return RetryPolicy(initial_interval=timedelta(seconds=p.retry_initial_seconds),
                        maximum_interval=timedelta(seconds=p.retry_max_seconds), maximum_attempts=attempts)
 
@@ -67,7 +68,7 @@ class ResponseWorkflow:
             if not start_in_first_call:
                 await workflow.execute_local_activity_method(
                     ResponseStateActivities.mark_in_progress, MarkInProgressInput(response_id=inp.response_id),
-                    start_to_close_timeout=_STATE_TIMEOUT, retry_policy=_STATE_RETRY)
+                    start_to_close_timeout=STATE_TIMEOUT, retry_policy=STATE_RETRY)
             _set_status(ResponseStatus.IN_PROGRESS)
             status, reason = await self._loop(inp, start_in_first_call)
             await self._finalize(inp, status, incomplete_reason=reason)
@@ -112,7 +113,7 @@ class ResponseWorkflow:
             start_to_close_timeout=timedelta(seconds=p.model_call_timeout_seconds),
             schedule_to_close_timeout=timedelta(seconds=p.model_call_timeout_seconds * 2),
             heartbeat_timeout=timedelta(seconds=p.heartbeat_timeout_seconds),
-            retry_policy=_retry(p, p.model_max_attempts),
+            retry_policy=step_retry(p, p.model_max_attempts),
             summary=f"model call {call.turn} · {inp.model}",
         )
 
@@ -123,7 +124,7 @@ class ResponseWorkflow:
             call,
             start_to_close_timeout=timedelta(seconds=p.tool_call_timeout_seconds),
             heartbeat_timeout=timedelta(seconds=p.heartbeat_timeout_seconds),
-            retry_policy=_retry(p, p.tool_max_attempts),
+            retry_policy=step_retry(p, p.tool_max_attempts),
             summary=f"tool {call.name}",
         )
 
@@ -135,5 +136,5 @@ class ResponseWorkflow:
             ResponseStateActivities.finalize,
             FinalizeInput(response_id=inp.response_id, status=status, incomplete_reason=incomplete_reason,
                           error=error),
-            start_to_close_timeout=_STATE_TIMEOUT, retry_policy=_STATE_RETRY,
+            start_to_close_timeout=STATE_TIMEOUT, retry_policy=STATE_RETRY,
         )

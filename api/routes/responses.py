@@ -8,6 +8,7 @@ from sse_starlette import EventSourceResponse
 from activities.lifecycle import rendered
 from api.deps import Db, Owner, Relay, Service, read_json
 from core.errors import InvalidRequest
+from core.usage import Usage
 from db import responses as db
 
 router = APIRouter(prefix="/v1/responses", tags=["responses"])
@@ -26,6 +27,15 @@ async def create_response(
     if not row.request.get("background"):
         row = await service.wait(s, row)
     return await rendered(s, row)
+
+
+@router.post("/compact")
+async def compact(request: Request, owner: Owner, s: Db, service: Service) -> dict[str, Any]:
+    """Summarize a conversation window into one `compaction` item to continue from (a durable model call)."""
+    row = await service.compact(s, owner, await read_json(request))
+    return {"id": row.id, "object": "response.compaction", "created_at": int(row.created_at.timestamp()),
+            "output": [{"id": row.id, "type": "compaction", "encrypted_content": row.id}],
+            "usage": Usage.model_validate(row).to_wire()}
 
 
 @router.get("/{response_id}", response_model=None)

@@ -2,10 +2,14 @@
 
 from typing import Any
 
+import pytest
+
 from activities.model_call import build_payload
+from core.convert import COMPACTION_PREFIX, items_to_messages
+from core.errors import InvalidRequest
 from core.model_target import ModelTarget
 from core.scripted import scripted_completion
-from core.wire import parse_request
+from core.wire import normalize_input, parse_request
 
 TARGET = ModelTarget("alias", "upstream-model", "http://127.0.0.1:9/v1", None)
 SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}, "where": {
@@ -44,3 +48,18 @@ def test_scripted_model_fills_the_schema() -> None:
     sent = payload(text={"format": {"type": "json_schema", "name": "Place", "schema": SCHEMA}})
     answer = scripted_completion(sent["messages"], [], "call_1", response_format=sent["response_format"])
     assert answer["choices"][0]["message"]["content"] == '{"city": "hi", "where": {"lat": 1}}'
+
+
+def test_a_compaction_item_stands_for_its_summary() -> None:
+    items = normalize_input([{"type": "compaction", "encrypted_content": "cmp_1", "id": "cmp_1"},
+                             {"role": "user", "content": "and now?"}])
+    assert items[0] == {"id": "cmp_1", "type": "compaction", "encrypted_content": "cmp_1"}
+    assert items_to_messages(None, items, {"cmp_1": "we agreed on Tuesday"}) == [
+        {"role": "system", "content": COMPACTION_PREFIX + "we agreed on Tuesday"},
+        {"role": "user", "content": "and now?"}]
+
+
+def test_a_compaction_item_needs_its_reference() -> None:
+    with pytest.raises(InvalidRequest) as info:
+        normalize_input([{"type": "compaction"}])
+    assert info.value.param == "input[0].encrypted_content" and info.value.code == "missing_required_parameter"
