@@ -22,13 +22,14 @@ from core.status import OPEN_STATUSES
 from core.temporal import connect_temporal
 from db.engine import create_engine, database_url, session_factory
 from db.events import delete_expired_events
-from db.responses import count_open_responses
+from db.responses import count_open_responses, delete_ended_unstored
 
 log = logging.getLogger("agentrunner.api")
 
 
 async def _sweep_forever(service: ResponseService, settings: Settings) -> None:
-    """Mark responses whose workflow ended without finalizing; drop event logs past their retention."""
+    """Mark responses whose workflow ended without finalizing; drop event logs past their retention and store-false
+    responses whose client did not stay to the end."""
     while True:
         await asyncio.sleep(settings.reconcile_interval_seconds)
         try:
@@ -37,6 +38,7 @@ async def _sweep_forever(service: ResponseService, settings: Settings) -> None:
                 log.warning("reconciled %d responses left open by their workflows", fixed)
             async with service.sessions() as s:
                 await delete_expired_events(s, timedelta(seconds=settings.event_retention_seconds))
+                await delete_ended_unstored(s, timedelta(seconds=settings.reconcile_min_age_seconds))
         except Exception:
             log.exception("sweep failed")
 

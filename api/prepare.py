@@ -44,6 +44,11 @@ async def prepare(s: AsyncSession, settings: Settings, owner_id: str, body: Any,
                   idempotency_key: str | None) -> Prepared:
     """Validate a create body against the catalog and stored responses; nothing is written."""
     req = parse_request(body)
+    if not req.store and (req.background or idempotency_key):
+        # A store-false response is gone once it ends: only the request that made it gets to see it.
+        raise InvalidRequest("A response with store: false cannot be background or answer an Idempotency-Key "
+                             "retry: it is deleted when it ends. Set store to true.", param="store",
+                             code="invalid_value")
     request_hash = _request_hash(body)
     if idempotency_key:
         response_id = idempotent_response_id(owner_id, idempotency_key)
@@ -135,7 +140,7 @@ async def _resolve_references(s: AsyncSession, owner_id: str,
 async def _ended_previous(s: AsyncSession, owner_id: str, previous_response_id: str) -> Response:
     """The owner's previous response, which must have ended."""
     prev = await db.get_response(s, previous_response_id, owner_id)
-    if prev is None:
+    if prev is None or not db.is_stored(prev):
         raise InvalidRequest(f"Previous response with id '{previous_response_id}' not found.",
                              param="previous_response_id", code="previous_response_not_found")
     if prev.status not in TERMINAL_STATUSES:

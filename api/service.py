@@ -163,16 +163,16 @@ class ResponseService:
         return row
 
     @staticmethod
-    async def get(s: AsyncSession, owner_id: str, response_id: str) -> Response:
-        """An owner's response; 404 for anyone else."""
+    async def get(s: AsyncSession, owner_id: str, response_id: str, *, to_read: bool = True) -> Response:
+        """An owner's response; 404 for anyone else, and to read a store-false one (it can only be stopped)."""
         row = await db.get_response(s, response_id, owner_id)
-        if row is None:
+        if row is None or (to_read and not db.is_stored(row)):
             raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
         return row
 
     async def cancel(self, s: AsyncSession, owner_id: str, response_id: str) -> Response:
         """Cancel an open response; a cancelled one is returned as is; a finished one is a 400."""
-        row = await self.get(s, owner_id, response_id)
+        row = await self.get(s, owner_id, response_id, to_read=False)
         if row.status == ResponseStatus.CANCELLED:
             return row
         if row.status in TERMINAL_STATUSES:
@@ -192,7 +192,7 @@ class ResponseService:
 
     async def delete(self, s: AsyncSession, owner_id: str, response_id: str) -> None:
         """Delete a response; an open one's workflow is terminated first so nothing writes after."""
-        row = await self.get(s, owner_id, response_id)
+        row = await self.get(s, owner_id, response_id, to_read=False)
         if row.status not in TERMINAL_STATUSES:
             with contextlib.suppress(RPCError):
                 await self.temporal.get_workflow_handle(response_id).terminate(reason="response deleted")

@@ -76,13 +76,18 @@ class EventRelay:
     keepalive_seconds: float
     poll_seconds: float = 1.0  # fallback while the LISTEN connection is being re-established
 
-    def response(self, response_id: str, after: int) -> EventSourceResponse:
+    def response(self, response_id: str, after: int, *, discard_at_end: bool = False) -> EventSourceResponse:
         """The SSE response for one event log, from sequence number `after` + 1."""
         # Proxies cut idle connections: a comment every keepalive_seconds keeps a long tool step's stream open.
-        return EventSourceResponse(self.events(response_id, after), ping=self.keepalive_seconds, sep="\n")
+        return EventSourceResponse(self.events(response_id, after, discard_at_end=discard_at_end),
+                                   ping=self.keepalive_seconds, sep="\n")
 
-    async def events(self, response_id: str, after: int) -> AsyncIterator[ServerSentEvent]:
-        """Replay events after `after`, then follow the log live until the terminal event."""
+    async def events(self, response_id: str, after: int, *,
+                     discard_at_end: bool = False) -> AsyncIterator[ServerSentEvent]:
+        """Replay events after `after`, then follow the log live until the terminal event.
+
+        `discard_at_end` (store: false) deletes the response once its terminal event was sent.
+        """
         with self.notifier.subscribe(response_id) as wake:
             while True:
                 wake.clear()  # cleared before reading, so a NOTIFY during the read is not lost
@@ -99,6 +104,9 @@ class EventRelay:
                     yield ServerSentEvent(json.dumps(event, separators=(",", ":")), event=event["type"])
                     after = event["sequence_number"]
                     if event["type"] in TERMINAL_EVENT_TYPES:
+                        if discard_at_end:
+                            async with self.sessions() as s:
+                                await db.delete_response(s, response_id)
                         return
                 if ended:
                     return  # deleted meanwhile, or ended and everything is sent

@@ -34,10 +34,21 @@ async def get_response(session: AsyncSession, response_id: str, owner_id: str | 
     return row
 
 
+def is_stored(row: Response) -> bool:
+    """Whether the response was created with `store: true` (the default), so clients may read it back."""
+    return bool(row.request.get("store", True))
+
+
+def _stored() -> Any:
+    """SQL: the response was created with store true."""
+    return func.coalesce(col(Response.request)["store"].astext, "true") != "false"
+
+
 async def items_by_ids(session: AsyncSession, owner_id: str, ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Stored items of this owner with these ids (earliest copy of each)."""
+    """Stored items of this owner with these ids (earliest copy of each; none of store-false responses)."""
     rows = await session.execute(
-        select(col(Item.id), col(Item.data)).where(col(Item.owner_id) == owner_id, col(Item.id).in_(ids))
+        select(col(Item.id), col(Item.data)).join(Response, col(Response.id) == col(Item.response_id))
+        .where(col(Item.owner_id) == owner_id, col(Item.id).in_(ids), _stored())
         .order_by(col(Item.response_id), col(Item.position))
     )
     found: dict[str, dict[str, Any]] = {}
@@ -121,6 +132,16 @@ async def delete_response(session: AsyncSession, response_id: str) -> None:
     """Delete a response with its items and steps."""
     await session.execute(delete(Response).where(col(Response.id) == response_id))
     await session.commit()
+
+
+async def delete_ended_unstored(session: AsyncSession, older_than: timedelta) -> int:
+    """Delete store-false responses that ended longer ago than this (their client did not read the end)."""
+    deleted = await session.execute(
+        delete(Response).where(~_stored(), col(Response.status).in_(TERMINAL_STATUSES),
+                               col(Response.completed_at) < func.now() - older_than).returning(col(Response.id)))
+    count = len(deleted.all())
+    await session.commit()
+    return count
 
 
 async def stale_open_responses(session: AsyncSession, older_than: timedelta, limit: int = 100) -> list[str]:

@@ -21,12 +21,17 @@ async def create_response(
 ) -> dict[str, Any] | EventSourceResponse:
     """Start a response: blocking, `background: true` (answer at once), or `stream: true` (SSE)."""
     row = await service.create(s, owner, await read_json(request), idempotency_key)
+    stored = db.is_stored(row)
     if row.request.get("stream"):
         # The stream is the durable log: a client that disconnects can resume with GET ?stream=true.
-        return relay.response(row.id, -1)
-    if not row.request.get("background"):
-        row = await service.wait(s, row)
-    return await rendered(s, row)
+        return relay.response(row.id, -1, discard_at_end=not stored)
+    try:
+        if not row.request.get("background"):
+            row = await service.wait(s, row)
+        return await rendered(s, row)
+    finally:
+        if not stored:
+            await db.delete_response(s, row.id)  # it has ended, and this answer was its one reader
 
 
 @router.post("/compact")
