@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.convert import reasoning_summary
 from core.ids import new_id
 from core.stream_events import (
     OpenText,
@@ -15,6 +16,8 @@ from core.stream_events import (
     message_closed,
     message_item,
     message_opened,
+    reasoning_events,
+    reasoning_item,
     text_delta,
 )
 from db import responses as db
@@ -22,12 +25,17 @@ from db.events import append_events
 
 
 class MessageStream:
-    """Turns upstream text deltas into output_text events for one step (see core.stream_events)."""
+    """Turns upstream text deltas into output_text events for one step (see core.stream_events).
+
+    Reasoning deltas are held until the answer starts (or the step ends), then shown as one reasoning item,
+    stored with its events in one transaction, once per step: a retried attempt never shows it twice.
+    """
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], response_id: str, step_seq: int,
-                 first_index: int, prior: PriorStep, coalesce_seconds: float) -> None:
+                 first_index: int, prior: PriorStep, coalesce_seconds: float, summary_mode: str | None = None) -> None:
         self.sessions, self.response_id, self.step_seq = sessions, response_id, step_seq
-        self.stored_partials = prior.closed  # items closed as incomplete, already stored for this step
+        # Items already stored for this step: messages closed as incomplete, and shown reasoning.
+        self.stored_partials = prior.closed
         self.current: OpenText | None = prior.open
         self.next_index = first_index + prior.closed + (1 if prior.open else 0)
         self.reconciler = TextReconciler(prior.open)
@@ -36,6 +44,9 @@ class MessageStream:
         self.last_flush = 0.0
         self.lock = asyncio.Lock()
         self.ticker: asyncio.Task[None] | None = None
+        self.summary_mode = summary_mode
+        self.reasoning = ""
+        self.reasoning_done = prior.reasoning_shown
 
     async def __aenter__(self) -> "MessageStream":
         self.ticker = asyncio.create_task(self._tick())
@@ -55,8 +66,36 @@ class MessageStream:
             await asyncio.sleep(self.coalesce)
             await self.flush()
 
+    def think(self, delta: str) -> None:
+        """Take one upstream reasoning delta."""
+        if not self.reasoning_done:
+            self.reasoning += delta
+
+    async def show_reasoning(self) -> None:
+        """Show the reasoning gathered so far as one item, before anything else of this step."""
+        async with self.lock:
+            text, self.reasoning = self.reasoning, ""
+            if self.reasoning_done or not text:
+                return
+            self.reasoning_done = True
+            if self.current is not None:
+                return  # an earlier attempt's answer is on screen already: reasoning cannot go before it
+            item = reasoning_item(new_id("rs"), text, reasoning_summary(text, self.summary_mode))
+            async with self.sessions() as s:
+                row = await db.lock_open_response(s, self.response_id)
+                if row is None:
+                    return
+                db.add_items(s, self.response_id, row.owner_id, "output", [item],
+                             self.step_seq * db.STEP_STRIDE + self.stored_partials)
+                await append_events(s, self.response_id, reasoning_events(self.next_index, item), self.step_seq)
+                await s.commit()
+            self.stored_partials += 1
+            self.next_index += 1
+
     async def text(self, delta: str) -> None:
         """Take one upstream delta."""
+        if self.reasoning:
+            await self.show_reasoning()
         send = self.reconciler.feed(delta)
         if send is None:
             await self._restart()
@@ -106,6 +145,7 @@ class MessageStream:
 
     async def finish(self, full_text: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
         """After the upstream finished: (message items, closing events, index after them)."""
+        await self.show_reasoning()
         if self.current is not None and not self.reconciler.agrees_at_end():
             await self._restart()
         await self.flush()

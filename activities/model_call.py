@@ -19,6 +19,7 @@ from core.convert import (
     compaction_refs,
     completion_to_items,
     items_to_messages,
+    reasoning_of,
     response_format_to_chat,
     tool_choice_to_chat,
     tools_to_chat,
@@ -110,10 +111,11 @@ class ModelCallActivity:
         request = response.request
         messages = items_to_messages(request.get("instructions"), context, summaries)
         payload = build_payload(request, target, messages, inp.turn)
+        summary_mode = (request.get("reasoning") or {}).get("summary")
         stream = None
         if request.get("stream"):
             stream = MessageStream(self.sessions, inp.response_id, inp.seq, inp.output_index, prior,
-                                   self.settings.stream_coalesce_ms / 1000)
+                                   self.settings.stream_coalesce_ms / 1000, summary_mode=summary_mode)
         started = time.monotonic()
         try:
             completion = await heartbeating(self._complete(target, payload, stream))
@@ -127,7 +129,8 @@ class ModelCallActivity:
         finally:
             self.metrics.model_call_seconds.labels(response.model).observe(time.monotonic() - started)
         choice = completion["choices"][0]
-        items = completion_to_items(choice.get("message") or {}, set(request.get("_server_tools", [])))
+        items = completion_to_items(choice.get("message") or {}, set(request.get("_server_tools", [])),
+                                    summary_mode=summary_mode)
         calls = [i for i in items if i["type"] in ("function_call", "mcp_call")]
         events: list[dict[str, Any]] = []
         partials, first_call_index = 0, inp.output_index + len(items) - len(calls)
@@ -171,6 +174,9 @@ class ModelCallActivity:
                 usage = chunk.get("usage") or usage
                 for choice in chunk.get("choices") or []:
                     delta = choice.get("delta") or {}
+                    stream.think(reasoning_of(delta))
+                    if delta.get("tool_calls"):
+                        await stream.show_reasoning()  # before the calls, which come at the end
                     if delta.get("content"):
                         content += delta["content"]
                         await stream.text(delta["content"])

@@ -4,6 +4,7 @@ import json
 from typing import Any
 
 from core.ids import new_id
+from core.stream_events import reasoning_item
 
 
 def _content_to_chat(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
@@ -114,14 +115,38 @@ def tool_choice_to_chat(choice: str | dict[str, Any]) -> str | dict[str, Any]:
     return choice
 
 
-def completion_to_items(message: dict[str, Any], server_tools: set[str] | frozenset[str] = frozenset()
-                        ) -> list[dict[str, Any]]:
-    """Output items for one chat completion message: an assistant message, then its calls.
+def reasoning_of(message: dict[str, Any]) -> str:
+    """The reasoning text on a chat message or delta: `reasoning_content` (vLLM, DeepSeek) or `reasoning` (Ollama,
+    OpenRouter); "" when there is none."""
+    for key in ("reasoning_content", "reasoning"):
+        value = message.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+def reasoning_summary(text: str, mode: str | None) -> str | None:
+    """The summary a request asked for (`reasoning.summary`) of reasoning from a chat upstream, which gives none:
+    the reasoning itself (`auto`, `detailed`), or its first paragraph cut at 300 characters (`concise`)."""
+    if not mode or not text:
+        return None
+    if mode == "concise":
+        first = text.strip().split("\n\n", 1)[0]
+        return first if len(first) <= 300 else first[:299] + "…"
+    return text
+
+
+def completion_to_items(message: dict[str, Any], server_tools: set[str] | frozenset[str] = frozenset(),
+                        summary_mode: str | None = None) -> list[dict[str, Any]]:
+    """Output items for one chat completion message: its reasoning, an assistant message, then its calls.
 
     A call of a registered (server-side) tool is an `mcp_call`, which clients treat as executed by the server;
     any other call is a `function_call` for the client to run.
     """
     items: list[dict[str, Any]] = []
+    reasoning = reasoning_of(message)
+    if reasoning:
+        items.append(reasoning_item(new_id("rs"), reasoning, reasoning_summary(reasoning, summary_mode)))
     text = message.get("content")
     if isinstance(text, list):
         text = "".join(p.get("text", "") for p in text if isinstance(p, dict))

@@ -70,6 +70,30 @@ def function_call_events(index: int, item: dict[str, Any]) -> list[dict[str, Any
             item_done(index, item)]
 
 
+def reasoning_item(item_id: str, text: str, summary: str | None) -> dict[str, Any]:
+    """A reasoning output item: the model's reasoning text and, when one was asked for, its summary."""
+    return {"id": item_id, "type": "reasoning",
+            "summary": [{"type": "summary_text", "text": summary}] if summary else [],
+            "content": [{"type": "reasoning_text", "text": text}]}
+
+
+def reasoning_events(index: int, item: dict[str, Any]) -> list[dict[str, Any]]:
+    """A whole reasoning item: added empty, its text (one delta, done), each summary part, then item done."""
+    item_id, text = item["id"], item["content"][0]["text"]
+    events = [item_added(index, {**item, "summary": [], "content": []}),
+              {"type": "response.reasoning_text.delta", "item_id": item_id, "output_index": index,
+               "content_index": 0, "delta": text},
+              {"type": "response.reasoning_text.done", "item_id": item_id, "output_index": index,
+               "content_index": 0, "text": text}]
+    for i, part in enumerate(item["summary"]):
+        where = {"item_id": item_id, "output_index": index, "summary_index": i}
+        events += [{"type": "response.reasoning_summary_part.added", **where, "part": {**part, "text": ""}},
+                   {"type": "response.reasoning_summary_text.delta", **where, "delta": part["text"]},
+                   {"type": "response.reasoning_summary_text.done", **where, "text": part["text"]},
+                   {"type": "response.reasoning_summary_part.done", **where, "part": part}]
+    return [*events, item_done(index, item)]
+
+
 def call_events(index: int, item: dict[str, Any]) -> list[dict[str, Any]]:
     """A client-side call is whole at once; a server-side (mcp_call) one is only added: its tool's step ends it."""
     if item["type"] == "mcp_call":
@@ -90,13 +114,14 @@ class OpenText:
 class PriorStep:
     """What earlier attempts of a step already showed: items closed as incomplete, and an open item."""
 
-    closed: int = 0
+    closed: int = 0  # closed message items and shown reasoning: both already stored for the step
     open: OpenText | None = None
+    reasoning_shown: bool = False
 
     @classmethod
     def from_events(cls, events: list[dict[str, Any]]) -> "PriorStep":
         """Rebuild from a step's event log."""
-        closed, current = 0, None
+        closed, current, reasoning = 0, None, False
         for e in events:
             if e["type"] == "response.output_item.added" and e["item"]["type"] == "message":
                 current = OpenText(e["item"]["id"], e["output_index"])
@@ -104,7 +129,9 @@ class PriorStep:
                 current.sent += e["delta"]
             elif e["type"] == "response.output_item.done" and e["item"]["type"] == "message":
                 closed, current = closed + 1, None
-        return cls(closed, current)
+            elif e["type"] == "response.output_item.done" and e["item"]["type"] == "reasoning":
+                closed, reasoning = closed + 1, True
+        return cls(closed, current, reasoning)
 
 
 class TextReconciler:

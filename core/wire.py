@@ -267,6 +267,14 @@ def normalize_input(raw: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
                                          code="missing_required_parameter")
             items.append({k: item.get(k) for k in ("id", "type", "server_label", "name", "arguments", "output",
                                                    "error", "status")})
+        elif kind == "reasoning":
+            # Kept and echoed; chat upstreams get no reasoning back (most reject or ignore it).
+            if not isinstance(item.get("summary", []), list):
+                raise InvalidRequest("reasoning items need 'summary' as a list.", param=f"{param}.summary",
+                                     code="invalid_value")
+            items.append({"id": item.get("id") or new_id("rs"), "type": "reasoning",
+                          "summary": item.get("summary", []),
+                          **{k: item[k] for k in ("content", "encrypted_content") if item.get(k) is not None}})
         elif kind == "compaction":
             if not isinstance(item.get("encrypted_content"), str):
                 raise InvalidRequest("compaction items need 'encrypted_content'.", param=f"{param}.encrypted_content",

@@ -6,6 +6,7 @@ conftest imports this module, so it refers to conftest's Stack only for type che
 
 import asyncio
 import contextlib
+import shutil
 import socket
 import subprocess
 import sys
@@ -98,3 +99,11 @@ async def _started(server: uvicorn.Server, task: asyncio.Task[None]) -> bool:
     if task.done():
         task.result()  # surface the startup error
     return server.started
+
+
+NODE_DIR = repo_root() / "tests" / "node"  # the Vercel AI SDK client scripts
+
+
+def node_ready() -> bool:
+    """Whether node and the AI SDK packages are installed (make test installs them)."""
+    return shutil.which("node") is not None and (NODE_DIR / "node_modules" / "ai").exists()

@@ -29,6 +29,8 @@ class Reply:
     usage: tuple[int, int] = (10, 5)
     token_delay: float = 0.0  # streaming: pause before each token
     drop_after: int | None = None  # streaming: cut the connection after this many tokens
+    reasoning: str | None = None  # sent before the answer, as vLLM/DeepSeek (reasoning_content) or Ollama do
+    reasoning_field: str = "reasoning_content"
 
     def tokens(self) -> list[str]:
         """The text as streamed, one word (with its following space) per chunk."""
@@ -131,17 +133,27 @@ class ScriptedUpstream:
         if body.get("stream"):
             return StreamingResponse(self._chunks(script, reply, body["model"]), media_type="text/event-stream")
         message: dict[str, Any] = {"role": "assistant", "content": reply.text}
+        if reply.reasoning:
+            message[reply.reasoning_field] = reply.reasoning
         if reply.tool_calls:
             message["tool_calls"] = [
                 {"id": f"call_{uuid.uuid4().hex[:12]}", "type": "function",
                  "function": {"name": name, "arguments": json.dumps(args)}} for name, args in reply.tool_calls]
         finish = reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
-        prompt, completion = reply.usage
         return JSONResponse({
             "id": f"chatcmpl-{uuid.uuid4().hex[:8]}", "object": "chat.completion", "created": int(time.time()),
             "model": body["model"], "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
+            "usage": self._usage(reply),
         })
+
+    @staticmethod
+    def _usage(reply: Reply) -> dict[str, Any]:
+        prompt, completion = reply.usage
+        usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion,
+                                 "total_tokens": prompt + completion}
+        if reply.reasoning:
+            usage["completion_tokens_details"] = {"reasoning_tokens": len(reply.reasoning.split())}
+        return usage
 
     async def _chunks(self, script: Script, reply: Reply, model: str) -> AsyncIterator[bytes]:
         base = {"id": f"chatcmpl-{uuid.uuid4().hex[:8]}", "object": "chat.completion.chunk", "model": model,
@@ -151,6 +163,8 @@ class ScriptedUpstream:
             return f"data: {json.dumps({**base, 'choices': choices, **extra})}\n\n".encode()
 
         yield frame([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+        for token in re.findall(r"\S+\s*|\s+", reply.reasoning or ""):
+            yield frame([{"index": 0, "delta": {reply.reasoning_field: token}, "finish_reason": None}])
         for n, token in enumerate(reply.tokens()):
             if reply.drop_after is not None and n >= reply.drop_after:
                 raise ConnectionAbortedError("scripted mid-stream disconnect")
@@ -168,9 +182,7 @@ class ScriptedUpstream:
                               "finish_reason": None}])
         finish = reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
         yield frame([{"index": 0, "delta": {}, "finish_reason": finish}])
-        prompt, completion = reply.usage
-        yield frame([], usage={"prompt_tokens": prompt, "completion_tokens": completion,
-                               "total_tokens": prompt + completion})
+        yield frame([], usage=self._usage(reply))
         yield b"data: [DONE]\n\n"
 
     async def _tool(self, request: Request) -> Response:

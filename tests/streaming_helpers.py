@@ -2,9 +2,12 @@
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from tests.conftest import Stack
 
 
 async def sse_events(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
@@ -35,3 +38,21 @@ def assert_well_formed(events: list[dict[str, Any]], *, first_seq: int = 0) -> N
     assert terminal == [events[-1]]
     ids = {e["response"]["id"] for e in events if "response" in e}
     assert len(ids) == 1
+
+
+async def stream_create(stack: "Stack", key: str, **fields: Any) -> list[dict[str, Any]]:
+    """POST with stream=true and read the whole SSE stream."""
+    async with stack.http.stream("POST", stack.url + "/v1/responses", json={**fields, "stream": True},
+                                 headers={"Authorization": f"Bearer {key}"}) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        return [e async for e in sse_events(r)]
+
+
+async def replay(stack: "Stack", key: str, response_id: str, after: int | None = None) -> list[dict[str, Any]]:
+    params: dict[str, Any] = {"stream": "true"}
+    if after is not None:
+        params["starting_after"] = after
+    async with stack.http.stream("GET", f"{stack.url}/v1/responses/{response_id}", params=params,
+                                 headers={"Authorization": f"Bearer {key}"}) as r:
+        assert r.status_code == 200
+        return [e async for e in sse_events(r)]

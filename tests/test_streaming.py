@@ -14,27 +14,9 @@ from db.events import events_after
 from tests.conftest import Stack
 from tests.helpers import eventually
 from tests.scripted_upstream import Reply, ToolBehaviour
-from tests.streaming_helpers import assert_well_formed, sse_events, streamed_text
+from tests.streaming_helpers import assert_well_formed, replay, sse_events, stream_create, streamed_text
 
 LONG = "The quick brown fox jumps over the lazy dog while the cat watches from the warm windowsill today"
-
-
-async def stream_create(stack: Stack, key: str, **fields: Any) -> list[dict[str, Any]]:
-    """POST with stream=true and read the whole SSE stream."""
-    async with stack.http.stream("POST", stack.url + "/v1/responses", json={**fields, "stream": True},
-                                 headers={"Authorization": f"Bearer {key}"}) as r:
-        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
-        return [e async for e in sse_events(r)]
-
-
-async def replay(stack: Stack, key: str, response_id: str, after: int | None = None) -> list[dict[str, Any]]:
-    params: dict[str, Any] = {"stream": "true"}
-    if after is not None:
-        params["starting_after"] = after
-    async with stack.http.stream("GET", f"{stack.url}/v1/responses/{response_id}", params=params,
-                                 headers={"Authorization": f"Bearer {key}"}) as r:
-        assert r.status_code == 200
-        return [e async for e in sse_events(r)]
 
 
 async def test_text_stream_lifecycle_and_replay(stack: Stack) -> None:

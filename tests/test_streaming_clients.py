@@ -3,7 +3,6 @@
 import asyncio
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -11,11 +10,10 @@ from agents import Agent, HostedMCPTool, OpenAIResponsesModel, Runner, set_traci
 from langchain_openai import ChatOpenAI
 
 from tests.conftest import Stack
-from tests.helpers import repo_root
+from tests.helpers import NODE_DIR, node_ready
 from tests.scripted_upstream import Reply, ToolBehaviour
 
 set_tracing_disabled(True)
-NODE_DIR = repo_root() / "tests" / "node"
 
 
 async def test_agents_sdk_run_streamed_multi_step(stack: Stack) -> None:
@@ -47,12 +45,8 @@ async def test_langchain_stream_yields_the_text(stack: Stack) -> None:
     assert "".join(chunks) == "Streaming from LangChain works."
 
 
-def _node_ready() -> bool:
-    return shutil.which("node") is not None and (NODE_DIR / "node_modules" / "ai").exists()
-
-
 # Skipped only on a developer machine without node; in CI a missing node fails the test.
-@pytest.mark.skipif(not _node_ready() and not os.environ.get("CI"),
+@pytest.mark.skipif(not node_ready() and not os.environ.get("CI"),
                     reason="node or tests/node/node_modules missing (make test installs them)")
 async def test_vercel_ai_sdk_stream_text_with_tool_round_trip(stack: Stack, tmp_path: Path) -> None:
     model = await stack.model(Reply(tool_calls=[("get_weather", {"city": "Paris"})]),
