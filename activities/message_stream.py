@@ -81,16 +81,21 @@ class MessageStream:
             if self.current is not None:
                 return  # an earlier attempt's answer is on screen already: reasoning cannot go before it
             item = reasoning_item(new_id("rs"), text, reasoning_summary(text, self.summary_mode))
-            async with self.sessions() as s:
-                row = await db.lock_open_response(s, self.response_id)
-                if row is None:
-                    return
-                db.add_items(s, self.response_id, row.owner_id, "output", [item],
-                             self.step_seq * db.STEP_STRIDE + self.stored_partials)
-                await append_events(s, self.response_id, reasoning_events(self.next_index, item), self.step_seq)
-                await s.commit()
-            self.stored_partials += 1
-            self.next_index += 1
+            if await self._store_shown(item, reasoning_events(self.next_index, item)):
+                self.next_index += 1
+
+    async def _store_shown(self, item: dict[str, Any], events: list[dict[str, Any]]) -> bool:
+        """Store an item this step has shown whole, with its events, in one transaction; False once it ended."""
+        async with self.sessions() as s:
+            row = await db.lock_open_response(s, self.response_id)
+            if row is None:
+                return False
+            db.add_items(s, self.response_id, row.owner_id, "output", [item],
+                         self.step_seq * db.STEP_STRIDE + self.stored_partials)
+            await append_events(s, self.response_id, events, self.step_seq)
+            await s.commit()
+        self.stored_partials += 1
+        return True
 
     async def text(self, delta: str) -> None:
         """Take one upstream delta."""
@@ -110,16 +115,9 @@ class MessageStream:
             old, attempt = self.current, self.reconciler.attempt
             assert old is not None
             partial = message_item(old.item_id, old.sent, "incomplete")
-            async with self.sessions() as s:
-                row = await db.lock_open_response(s, self.response_id)
-                if row is None:
-                    return
-                db.add_items(s, self.response_id, row.owner_id, "output", [partial],
-                             self.step_seq * db.STEP_STRIDE + self.stored_partials)
-                await append_events(s, self.response_id, message_closed(old.item_id, old.output_index, old.sent,
-                                                                        "incomplete"), self.step_seq)
-                await s.commit()
-            self.stored_partials += 1
+            if not await self._store_shown(partial, message_closed(old.item_id, old.output_index, old.sent,
+                                                                   "incomplete")):
+                return
             self.current = None
             self.reconciler = TextReconciler(None)
             self.pending = self.reconciler.feed(attempt) or ""

@@ -23,6 +23,20 @@ def _content_to_chat(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
 SERVER_LABEL = "agentrunner"
 
 
+def tool_error(message: str) -> dict[str, Any]:
+    """An `mcp_call` item's `error`: the spec's tool execution error carrying the message as text content."""
+    return {"type": "mcp_tool_execution_error", "content": [{"type": "text", "text": message}]}
+
+
+def error_text(error: Any) -> str:
+    """The message of an `mcp_call` error (one of the spec's error objects, or a plain string)."""
+    if isinstance(error, dict):
+        if isinstance(error.get("message"), str):
+            return str(error["message"])
+        return " ".join(str(c.get("text", "")) for c in error.get("content") or [] if isinstance(c, dict))
+    return str(error)
+
+
 def _is_call(item: dict[str, Any]) -> bool:
     return item.get("type") in ("function_call", "mcp_call")
 
@@ -70,7 +84,8 @@ def items_to_messages(instructions: str | None, items: list[dict[str, Any]],
             else:
                 messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
             if kind == "mcp_call":
-                result = item.get("output") if item.get("error") is None else json.dumps({"error": item["error"]})
+                result = (item.get("output") if item.get("error") is None
+                          else json.dumps({"error": error_text(item["error"])}))
                 server_results.append({"role": "tool", "tool_call_id": call_id, "content": result or ""})
             if i + 1 == len(items) or not _same_turn(item, items[i + 1]):
                 messages += server_results

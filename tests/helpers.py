@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import uvicorn
 
+from tests.wire import assert_wire
+
 if TYPE_CHECKING:
     from tests.conftest import Stack
 
@@ -37,7 +39,9 @@ async def create(stack: "Stack", key: str, **fields: Any) -> dict[str, Any]:
     """POST /v1/responses with these fields; fails the test unless it answers 200."""
     r = await stack.call("POST", "/v1/responses", key, fields)
     assert r.status_code == 200, r.text
-    return r.json()
+    body: dict[str, Any] = r.json()
+    assert_wire(body, "response")
+    return body
 
 
 def free_port() -> int:

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from tests.wire import assert_wire
+
 if TYPE_CHECKING:
     from tests.conftest import Stack
 
@@ -19,6 +21,7 @@ async def sse_events(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
         elif line.startswith("data:"):
             event = json.loads(line[5:])
             assert event["type"] == name, (name, event["type"])
+            assert_wire(event, "event")
             yield event
 
 

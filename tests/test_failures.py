@@ -88,7 +88,9 @@ async def test_failing_and_slow_tools_give_the_model_an_error_result(stack: Stac
     calls = {i["name"]: i for i in body["output"] if i["type"] == "mcp_call"}
     assert "HTTP 500" in results[calls[broken]["id"]]["error"]
     assert "timed out" in results[calls[slow]["id"]]["error"]
-    assert calls[broken]["status"] == "failed" and "HTTP 500" in calls[broken]["error"]
+    assert calls[broken]["status"] == "failed"
+    assert calls[broken]["error"]["type"] == "mcp_tool_execution_error"
+    assert "HTTP 500" in calls[broken]["error"]["content"][0]["text"]
     assert calls[slow]["status"] == "failed" and calls[slow]["output"] is None
     steps = (await stack.call("GET", f"/v1/responses/{body['id']}/steps", key)).json()["data"]
     assert all(s["state"] == "completed" for s in steps)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from core.convert import completion_to_items, items_to_messages, tools_to_chat
+from core.convert import completion_to_items, items_to_messages, tool_error, tools_to_chat
 from core.errors import InvalidRequest
 from core.scripted import scripted_completion
 from core.wire import normalize_input, parse_request
@@ -108,3 +108,11 @@ def test_scripted_model_offers_no_tools_when_tool_choice_is_none() -> None:
     tools = tools_to_chat([{"name": "weather"}])
     answer = scripted_completion([{"role": "user", "content": "Paris"}], tools, "call_x", tool_choice="none")
     assert answer["choices"][0]["finish_reason"] == "stop" and "Paris" in answer["choices"][0]["message"]["content"]
+
+
+def test_a_failed_server_call_reaches_the_model_as_its_error_message() -> None:
+    for error in (tool_error("tool 'x' timed out"), "tool 'x' timed out"):  # spec object, or as older rows hold it
+        call = {"id": "mcp_1", "type": "mcp_call", "server_label": "agentrunner", "name": "x", "arguments": "{}",
+                "output": None, "error": error, "status": "failed"}
+        assert items_to_messages(None, [call])[-1] == {
+            "role": "tool", "tool_call_id": "mcp_1", "content": '{"error": "tool \'x\' timed out"}'}
