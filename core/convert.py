@@ -15,6 +15,8 @@ def _content_to_chat(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
         if p.get("type") == "input_image":
             out.append({"type": "image_url", "image_url": {"url": p.get("image_url") or "",
                                                            "detail": p.get("detail", "auto")}})
+        elif p.get("type") == "input_file":
+            out.append({"type": "file", "file": {k: p[k] for k in ("file_data", "file_id", "filename") if p.get(k)}})
         else:
             out.append({"type": "text", "text": p.get("text") or p.get("refusal") or ""})
     return out

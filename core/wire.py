@@ -212,8 +212,14 @@ def _text_of(content: Any, param: str, role: str) -> list[dict[str, Any]]:
         raise InvalidRequest("Message content must be a string or a list of parts.", param=param)
     parts = []
     for j, part in enumerate(content):
-        if not isinstance(part, dict) or part.get("type") not in (*TEXT_PART_TYPES, "input_image", "refusal"):
+        if not isinstance(part, dict) or part.get("type") not in (*TEXT_PART_TYPES, "input_image", "input_file",
+                                                                  "refusal"):
             raise InvalidRequest("Unsupported content part.", param=f"{param}[{j}]", code="unsupported_value")
+        if part["type"] == "input_file" and not (part.get("file_data") or part.get("file_id")):
+            # Chat upstreams take a file inline or by their own id; there is nothing to send for a URL.
+            raise InvalidRequest("input_file parts need 'file_data' (base64) or 'file_id'; 'file_url' cannot be "
+                                 "passed to a chat-completions upstream.", param=f"{param}[{j}]",
+                                 code="unsupported_value")
         if part["type"] in TEXT_PART_TYPES and not isinstance(part.get("text"), str):
             raise InvalidRequest("A text part needs a 'text' string.", param=f"{param}[{j}].text")
         parts.append(_text_part(part["text"], role, part) if part["type"] in TEXT_PART_TYPES else part)
@@ -239,9 +245,15 @@ def normalize_input(raw: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
             if "content" not in item:
                 raise InvalidRequest("Message items need 'content'.", param=f"{param}.content",
                                      code="missing_required_parameter")
-            items.append({"id": item.get("id") or new_id("msg"), "type": "message", "role": role,
-                          "status": item.get("status", "completed"),
-                          "content": _text_of(item["content"], f"{param}.content", role)})
+            message = {"id": item.get("id") or new_id("msg"), "type": "message", "role": role,
+                       "status": item.get("status", "completed"),
+                       "content": _text_of(item["content"], f"{param}.content", role)}
+            if item.get("phase") is not None:
+                if role != "assistant" or item["phase"] not in ("commentary", "final_answer"):
+                    raise InvalidRequest("'phase' is 'commentary' or 'final_answer', on assistant messages only.",
+                                         param=f"{param}.phase", code="invalid_value")
+                message["phase"] = item["phase"]  # echoed in input_items as sent
+            items.append(message)
         elif kind == "function_call":
             for key in ("call_id", "name", "arguments"):
                 if not isinstance(item.get(key), str):

@@ -88,3 +88,16 @@ async def test_input_items_give_assistant_text_as_output_text(stack: Stack) -> N
     assistant = page.data[1]
     assert assistant.type == "message" and assistant.role == "assistant"
     assert assistant.content[0].type == "output_text"  # type: ignore[union-attr]
+
+
+async def test_assistant_phase_is_echoed_and_files_reach_the_upstream(stack: Stack) -> None:
+    model = await stack.model(Reply(text="read it"))
+    client = stack.openai(await stack.new_key())
+    pdf = {"type": "input_file", "filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBERi0xLjQ="}
+    created = await client.responses.create(model=model, input=[  # type: ignore[list-item]
+        {"role": "assistant", "content": "Let me check.", "phase": "commentary"},
+        {"role": "user", "content": [{"type": "input_text", "text": "Summarize this"}, pdf]}])
+    page = await client.responses.input_items.list(created.id, order="asc")  # strict validation
+    assert page.data[0].type == "message" and page.data[0].phase == "commentary"  # type: ignore[union-attr]
+    sent = stack.upstream.scripts[model].requests[0]["messages"][1]["content"]
+    assert sent[1] == {"type": "file", "file": {"file_data": pdf["file_data"], "filename": "a.pdf"}}

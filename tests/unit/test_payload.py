@@ -63,3 +63,24 @@ def test_a_compaction_item_needs_its_reference() -> None:
     with pytest.raises(InvalidRequest) as info:
         normalize_input([{"type": "compaction"}])
     assert info.value.param == "input[0].encrypted_content" and info.value.code == "missing_required_parameter"
+
+
+def test_assistant_phase_is_kept_and_checked() -> None:
+    items = normalize_input([{"role": "assistant", "content": "thinking aloud", "phase": "commentary"}])
+    assert items[0]["phase"] == "commentary"
+    for bad in ({"role": "assistant", "content": "x", "phase": "later"}, {"role": "user", "content": "x",
+                                                                            "phase": "final_answer"}):
+        with pytest.raises(InvalidRequest) as info:
+            normalize_input([bad])
+        assert info.value.param == "input[0].phase"
+
+
+def test_input_file_parts_go_to_chat_as_files() -> None:
+    pdf = {"type": "input_file", "filename": "a.pdf", "file_data": "data:application/pdf;base64,AAAA"}
+    items = normalize_input([{"role": "user", "content": [{"type": "input_text", "text": "read"}, pdf]}])
+    assert items_to_messages(None, items) == [{"role": "user", "content": [
+        {"type": "text", "text": "read"},
+        {"type": "file", "file": {"file_data": "data:application/pdf;base64,AAAA", "filename": "a.pdf"}}]}]
+    with pytest.raises(InvalidRequest) as info:
+        normalize_input([{"role": "user", "content": [{"type": "input_file", "file_url": "https://x/a.pdf"}]}])
+    assert info.value.param == "input[0].content[0]" and info.value.code == "unsupported_value"
