@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.body_limit import BodySizeLimit
 from api.errors import install_error_handlers
+from api.openapi import install_openapi
 from api.request_metrics import RequestMetrics
 from api.routes import admin, chat, models, responses
 from api.service import ResponseService
@@ -20,6 +21,7 @@ from core.metrics import Metrics
 from core.settings import Settings
 from core.status import OPEN_STATUSES
 from core.temporal import connect_temporal
+from core.wire import CompactRequest, CreateResponseRequest
 from db.engine import create_engine, database_url, session_factory
 from db.events import delete_expired_events
 from db.responses import count_open_responses, delete_ended_unstored
@@ -77,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (responses, chat, models, admin):
         app.include_router(module.router)
+    install_openapi(app, [CreateResponseRequest, CompactRequest])
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from openai.types.chat import ChatCompletion
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from api.deps import AppSettings, Db, Http, Owner, read_json
@@ -24,7 +25,8 @@ from db.catalog import resolve_model
 router = APIRouter(prefix="/v1/chat", tags=["chat"])
 
 
-@router.post("/completions", response_model=None)
+@router.post("/completions", response_model=None, responses={200: {"model": ChatCompletion, "content": {
+    "text/event-stream": {"schema": {"type": "string", "description": "chat.completion.chunk events"}}}}})
 async def chat_completions(request: Request, _: Owner, s: Db, settings: AppSettings, http: Http) -> Response:
     """Route by `model` like /v1/responses and relay the upstream's answer (JSON or SSE)."""
     body = await read_json(request)

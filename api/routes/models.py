@@ -1,8 +1,10 @@
 """/v1/models: what `model` may name."""
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter
+from openai.types import Model
+from pydantic import BaseModel
 
 from api.deps import AppSettings, Db, Owner
 from db.catalog import list_models
@@ -10,7 +12,14 @@ from db.catalog import list_models
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
-@router.get("")
+class ModelList(BaseModel):
+    """GET /v1/models."""
+
+    object: Literal["list"]
+    data: list[Model]
+
+
+@router.get("", responses={200: {"model": ModelList}})
 async def models(_: Owner, s: Db, settings: AppSettings) -> dict[str, Any]:
     """The built-in scripted model and every registered alias."""
     rows = await list_models(s)

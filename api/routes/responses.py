@@ -3,18 +3,35 @@
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
+from openai.types.responses import CompactedResponse, ResponseItemList
+from openai.types.responses import Response as WireResponse
+from pydantic import BaseModel
 from sse_starlette import EventSourceResponse
 
 from activities.lifecycle import rendered
 from api.deps import Db, Owner, Relay, Service, read_json
+from api.openapi import json_body
 from core.errors import InvalidRequest
 from core.usage import Usage
+from core.wire import CompactRequest, CreateResponseRequest
 from db import responses as db
 
 router = APIRouter(prefix="/v1/responses", tags=["responses"])
 
 
-@router.post("", response_model=None)
+class ResponseDeleted(BaseModel):
+    """DELETE /v1/responses/{id}."""
+
+    id: str
+    object: Literal["response.deleted"]
+    deleted: bool
+
+
+_STREAM = {"text/event-stream": {"schema": {"type": "string", "description": "Responses stream events"}}}
+
+
+@router.post("", response_model=None, openapi_extra=json_body(CreateResponseRequest),
+             responses={200: {"model": WireResponse, "content": _STREAM}})
 async def create_response(
     request: Request, owner: Owner, s: Db, service: Service, relay: Relay,
     idempotency_key: Annotated[str | None, Header()] = None,
@@ -34,7 +51,7 @@ async def create_response(
             await db.delete_response(s, row.id)  # it has ended, and this answer was its one reader
 
 
-@router.post("/compact")
+@router.post("/compact", openapi_extra=json_body(CompactRequest), responses={200: {"model": CompactedResponse}})
 async def compact(request: Request, owner: Owner, s: Db, service: Service) -> dict[str, Any]:
     """Summarize a conversation window into one `compaction` item to continue from (a durable model call)."""
     row = await service.compact(s, owner, await read_json(request))
@@ -43,7 +60,7 @@ async def compact(request: Request, owner: Owner, s: Db, service: Service) -> di
             "usage": Usage.model_validate(row).to_wire()}
 
 
-@router.get("/{response_id}", response_model=None)
+@router.get("/{response_id}", response_model=None, responses={200: {"model": WireResponse, "content": _STREAM}})
 async def get_response(response_id: str, owner: Owner, s: Db, service: Service, relay: Relay, stream: bool = False,
                        starting_after: Annotated[int, Query(ge=-1)] = -1) -> dict[str, Any] | EventSourceResponse:
     """Retrieve a response; with `stream=true`, replay its event log from `starting_after` and follow it."""
@@ -56,20 +73,20 @@ async def get_response(response_id: str, owner: Owner, s: Db, service: Service, 
     return relay.response(response_id, starting_after)
 
 
-@router.delete("/{response_id}")
+@router.delete("/{response_id}", responses={200: {"model": ResponseDeleted}})
 async def delete_response(response_id: str, owner: Owner, s: Db, service: Service) -> dict[str, Any]:
     """Delete a response, its items and steps."""
     await service.delete(s, owner, response_id)
     return {"id": response_id, "object": "response.deleted", "deleted": True}
 
 
-@router.post("/{response_id}/cancel")
+@router.post("/{response_id}/cancel", responses={200: {"model": WireResponse}})
 async def cancel_response(response_id: str, owner: Owner, s: Db, service: Service) -> dict[str, Any]:
     """Cancel an in-flight response."""
     return await rendered(s, await service.cancel(s, owner, response_id))
 
 
-@router.get("/{response_id}/input_items")
+@router.get("/{response_id}/input_items", responses={200: {"model": ResponseItemList}})
 async def list_input_items(
     response_id: str, owner: Owner, s: Db, service: Service,
     after: str | None = None, before: str | None = None,
