@@ -42,7 +42,7 @@ def build_worker(client: Client, settings: Settings, sessions: async_sessionmake
         task_queue=task_queue or settings.task_queue,
         workflows=[ResponseWorkflow, CompactionWorkflow],
         activities=[model.call_model, tools.call_tool, state.mark_in_progress, state.finalize,
-                    compaction.summarize, compaction.fail],
+                    compaction.summarize, compaction.fail, compaction.compact_context],
         max_concurrent_activities=max_concurrent_activities,
         max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
         # On SIGTERM in-flight activities get this long to finish; what does not is retried on another worker.

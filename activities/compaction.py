@@ -1,6 +1,8 @@
 """The compaction activities: summarize a stored conversation window with one model call, or mark it failed."""
 
+import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -9,12 +11,16 @@ from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
 from activities.upstream import complete, upstream_error
-from core.contracts import CompactionFailure, CompactionInput, UpstreamFailure
+from core.contracts import CompactionFailure, CompactionInput, ContextCompactionInput, UpstreamFailure
 from core.convert import compaction_refs, items_to_messages
+from core.model_target import ModelTarget
 from core.settings import Settings
+from core.stream_events import item_added, item_done
 from core.usage import Usage
 from db import compactions as db
+from db import responses
 from db.catalog import resolve_model
+from db.tables import Compaction
 
 SUMMARY_PROMPT = ("You compact conversations. Summarize the conversation so far so that it can be continued "
                   "from your summary alone: keep every fact, decision, name, number, open task and preference "
@@ -40,17 +46,48 @@ class CompactionActivities:
                 return
             target = await resolve_model(s, self.settings, row.model)
             summaries = await db.completed_summaries(s, row.owner_id, compaction_refs(row.items))
+        summary, usage = await self._summarize(target, row.model, row.instructions, row.items, summaries)
+        async with self.sessions() as s:
+            await db.finish_compaction(s, inp.compaction_id, summary=summary, usage=usage)
+
+    @activity.defn(name="compact_context")
+    async def compact_context(self, inp: ContextCompactionInput) -> None:
+        """A compaction step of a response's loop: summarize its context so far into a `compaction` output item,
+        which stands for everything before it from then on. A retry after the step completed does nothing."""
+        async with self.sessions() as s:
+            if await responses.completed_step_result(s, inp.response_id, inp.seq) is not None:
+                return
+            response = await responses.get_response(s, inp.response_id)
+            if response is None:
+                raise ApplicationError("response was deleted", type="ResponseGone", non_retryable=True)
+            await responses.start_step(s, inp.response_id, inp.seq, "compaction", activity.info().attempt)
+            target = await resolve_model(s, self.settings, response.model)
+            context = await responses.context_items(s, inp.response_id)
+            summaries = await db.completed_summaries(s, response.owner_id, compaction_refs(context))
+        instructions = response.request.get("instructions")
+        summary, usage = await self._summarize(target, response.model, instructions, context, summaries)
+        # Derived from the step, so a retry that gets this far again finds the row it stored.
+        compaction_id = "cmp_" + hashlib.sha256(f"{inp.response_id}/{inp.seq}".encode()).hexdigest()[:32]
+        item = {"id": compaction_id, "type": "compaction", "encrypted_content": compaction_id}
+        async with self.sessions() as s:
+            await db.store_compaction(s, Compaction(
+                id=compaction_id, owner_id=response.owner_id, model=response.model, status="completed",
+                instructions=instructions, items=context, summary=summary, **usage.model_dump()))
+            await responses.complete_step(s, inp.response_id, inp.seq, items=[item], result={"seq": inp.seq},
+                                          usage=usage, events=[item_added(inp.output_index, item),
+                                                               item_done(inp.output_index, item)])
+
+    async def _summarize(self, target: ModelTarget | None, model: str, instructions: str | None,
+                         items: list[dict[str, Any]], summaries: dict[str, str]) -> tuple[str, Usage]:
+        """The model's summary of these items, and what it cost."""
         if target is None:
-            raise upstream_error(UpstreamFailure(status=400, message=f"model {row.model!r} is not available",
+            raise upstream_error(UpstreamFailure(status=400, message=f"model {model!r} is not available",
                                                  code="model_not_found"), retryable=False)
-        messages = [{"role": "system", "content": SUMMARY_PROMPT},
-                    *items_to_messages(row.instructions, row.items, summaries)]
+        messages = [{"role": "system", "content": SUMMARY_PROMPT}, *items_to_messages(instructions, items, summaries)]
         payload = {"model": target.upstream_model, "messages": messages}
         completion = await heartbeating(complete(self.http, target, payload, self.settings.upstream_timeout_seconds))
         summary = (completion["choices"][0].get("message") or {}).get("content") or ""
-        async with self.sessions() as s:
-            await db.finish_compaction(s, inp.compaction_id, summary=summary,
-                                       usage=Usage.from_chat(completion.get("usage")))
+        return summary, Usage.from_chat(completion.get("usage"))
 
     @activity.defn(name="fail_compaction")
     async def fail(self, inp: CompactionFailure) -> None:

@@ -99,8 +99,9 @@ class ResponseService:
     async def _start(self, s: AsyncSession, row: Response, req: CreateResponseRequest, *,
                      delete_on_failure: bool) -> None:
         st = self.settings
+        threshold = req.context_management[0].compact_threshold if req.context_management else None
         inp = ResponseWorkflowInput(response_id=row.id, model=row.model, max_tool_calls=req.max_tool_calls,
-                                    policy=st.steps)
+                                    compact_threshold=threshold, policy=st.steps)
         tier = effective_tier(req.service_tier)
         attributes = TypedSearchAttributes([
             SearchAttributePair(sa.AGENT_OWNER, row.owner_id), SearchAttributePair(sa.AGENT_MODEL, row.model),

@@ -30,6 +30,7 @@ class ResponseWorkflowInput(BaseModel):
     response_id: str
     model: str
     max_tool_calls: int | None = None
+    compact_threshold: int | None = None  # context_management: compact when a turn's context reaches it
     policy: StepPolicy = StepPolicy()
 
 
@@ -149,3 +150,11 @@ class CompactionFailure(BaseModel):
 
     compaction_id: str
     error: UpstreamFailure
+
+
+class ContextCompactionInput(BaseModel):
+    """A compaction step inside a response's loop, identified by its step sequence number."""
+
+    response_id: str
+    seq: int
+    output_index: int

@@ -59,8 +59,8 @@ def items_to_messages(instructions: str | None, items: list[dict[str, Any]],
                       summaries: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """The chat messages an upstream sees for this context.
 
-    A `compaction` item stands for the window it summarized: a system message with the summary (`summaries`,
-    by reference).
+    A `compaction` item stands for the window it summarized, everything before it: a system message with the
+    summary (`summaries`, by reference), then what follows it.
 
     Consecutive calls (client-side `function_call`, server-side `mcp_call`) of one model turn form one
     assistant message, as the model produced them; a server-side call's result follows that message as a tool
@@ -69,6 +69,9 @@ def items_to_messages(instructions: str | None, items: list[dict[str, Any]],
     messages: list[dict[str, Any]] = []
     if instructions:
         messages.append({"role": "system", "content": instructions})
+    # A compaction stands for everything before it: the model sees its summary, then what came after.
+    last_compaction = max((i for i, item in enumerate(items) if item.get("type") == "compaction"), default=0)
+    items = items[last_compaction:]
     server_results: list[dict[str, Any]] = []
     for i, item in enumerate(items):
         kind = item.get("type")

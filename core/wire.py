@@ -62,6 +62,13 @@ class ReasoningConfig(BaseModel):
     summary: Literal["auto", "concise", "detailed"] | None = None
 
 
+class CompactionManagement(BaseModel):
+    """`context_management` entry: compact inside the loop once a model call's context reaches the threshold."""
+
+    type: Literal["compaction"]
+    compact_threshold: int = Field(ge=1)
+
+
 class CreateResponseRequest(BaseModel):
     """POST /v1/responses body. Unknown fields are accepted and ignored."""
 
@@ -91,6 +98,7 @@ class CreateResponseRequest(BaseModel):
     prompt_cache_key: str | None = Field(None, max_length=1024)
     prompt_cache_retention: Literal["in_memory", "24h"] | None = None
     safety_identifier: str | None = Field(None, max_length=64)
+    context_management: list[CompactionManagement] | None = Field(None, max_length=1)
 
     @field_validator("metadata")
     @classmethod

@@ -3,6 +3,7 @@
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -23,6 +24,13 @@ async def completed_summaries(session: AsyncSession, owner_id: str, ids: list[st
         select(col(Compaction.id), col(Compaction.summary)).where(
             col(Compaction.id).in_(ids), col(Compaction.owner_id) == owner_id, col(Compaction.status) == "completed"))
     return {cid: summary or "" for cid, summary in rows}
+
+
+async def store_compaction(session: AsyncSession, row: Compaction) -> None:
+    """Stage a finished compaction; one already stored under its id is kept (a retried step made it)."""
+    values = {c: getattr(row, c) for c in Compaction.model_fields}
+    await session.execute(insert(Compaction).values(**{k: v for k, v in values.items() if v is not None})
+                          .on_conflict_do_nothing(index_elements=["id"]))
 
 
 async def finish_compaction(session: AsyncSession, compaction_id: str, *, summary: str | None = None,

@@ -112,7 +112,7 @@ class Item(SQLModel, table=True):
 class Step(SQLModel, table=True):
     __tablename__ = "steps"
     __table_args__ = (
-        CheckConstraint(_in("kind", ["model_call", "tool_call"]), name="steps_kind_check"),
+        CheckConstraint(_in("kind", ["model_call", "tool_call", "compaction"]), name="steps_kind_check"),
         CheckConstraint(_in("state", ["running", "completed", "failed"]), name="steps_state_check"),
     )
     response_id: str = Field(primary_key=True, foreign_key="responses.id", ondelete="CASCADE", sa_type=Text)

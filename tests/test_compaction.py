@@ -85,3 +85,36 @@ async def test_bad_compact_requests_write_nothing(stack: Stack) -> None:
     async with stack.sessions() as s:
         status = (await s.execute(text("SELECT status FROM compactions ORDER BY created_at DESC LIMIT 1"))).scalar()
     assert status == "failed"
+
+
+async def test_context_management_compacts_inside_the_loop_and_the_next_turn_uses_it(stack: Stack) -> None:
+    tool = await stack.tool()
+    model = await stack.model(Reply(tool_calls=[(tool, {"q": "facts"})], usage=(500, 20)),  # context 520 ≥ 400
+                              Reply(text=SUMMARY, usage=(30, 8)),  # the compaction step's summary
+                              Reply(text="done", usage=(50, 2)), Reply(text="Tuesday.", usage=(60, 3)))
+    key = await stack.new_key()
+    body = await create(stack, key, model=model, input="Plan the launch.", tools=[{"type": "function", "name": tool}],
+                        context_management=[{"type": "compaction", "compact_threshold": 400}])
+    assert [i["type"] for i in body["output"]] == ["mcp_call", "compaction", "message"]
+    assert body["usage"]["input_tokens"] == 580 and body["usage"]["output_tokens"] == 30
+    requests = stack.upstream.scripts[model].requests
+    assert "Summarize" in requests[1]["messages"][0]["content"]
+    after = requests[2]["messages"]
+    assert after[0] == {"role": "system", "content": after[0]["content"]} and after[0]["content"].endswith(SUMMARY)
+    assert all("Plan the launch." not in str(m.get("content")) for m in after), "the compacted window is gone"
+    steps = (await stack.call("GET", f"/v1/responses/{body['id']}/steps", key)).json()["data"]
+    assert [s["kind"] for s in steps] == ["model_call", "tool_call", "compaction", "model_call"]
+
+    follow = await create(stack, key, model=model, input="When?", previous_response_id=body["id"])
+    assert text_of(follow) == "Tuesday."
+    seen = [m["content"] for m in requests[3]["messages"]]
+    assert seen[0].endswith(SUMMARY) and seen[1:] == ["done", "When?"]
+
+
+async def test_context_management_below_threshold_does_not_compact(stack: Stack) -> None:
+    tool = await stack.tool()
+    model = await stack.model(Reply(tool_calls=[(tool, {"q": "x"})], usage=(100, 5)), Reply(text="done"))
+    body = await create(stack, await stack.new_key(), model=model, input="go", tools=[{"type": "function",
+                        "name": tool}], context_management=[{"type": "compaction", "compact_threshold": 400}])
+    assert [i["type"] for i in body["output"]] == ["mcp_call", "message"]
+    assert len(stack.upstream.scripts[model].requests) == 2

@@ -19,6 +19,11 @@ class RunTools:
 
 
 @dataclass(frozen=True)
+class CompactContext:
+    """Summarize the context so far into a compaction item before the next model call."""
+
+
+@dataclass(frozen=True)
 class Finish:
     """End the response with this status."""
 
@@ -26,7 +31,7 @@ class Finish:
     incomplete_reason: str | None = None
 
 
-Decision = CallModel | RunTools | Finish
+Decision = CallModel | RunTools | CompactContext | Finish
 
 # The openai SDK's strict validation only accepts its own literals for incomplete_details.reason;
 # a step cap is the closest to "max_messages".
@@ -39,20 +44,27 @@ class LoopState:
 
     turns: list[ModelTurn] = field(default_factory=list)
     tool_results: list[ToolResult] = field(default_factory=list)
+    compacted_at: list[int] = field(default_factory=list)  # how many turns there were at each compaction
 
     @property
     def output_count(self) -> int:
-        """How many output items the response has so far (a tool result completes its call's item)."""
-        return sum(t.output_items for t in self.turns)
+        """How many output items the response has so far (a tool result completes its call's item; a compaction
+        adds one)."""
+        return sum(t.output_items for t in self.turns) + len(self.compacted_at)
 
     @property
     def next_seq(self) -> int:
         """The sequence number of the next step."""
-        return 1 + len(self.turns) + len(self.tool_results)
+        return 1 + len(self.turns) + len(self.tool_results) + len(self.compacted_at)
 
 
-def decide(state: LoopState, *, max_model_calls: int, max_tool_calls: int | None) -> Decision:
-    """Given the steps so far, what the loop does next."""
+def decide(state: LoopState, *, max_model_calls: int, max_tool_calls: int | None,
+           compact_threshold: int | None = None) -> Decision:
+    """Given the steps so far, what the loop does next.
+
+    With `compact_threshold` (context_management), a model call whose context (its input and output tokens) reached
+    it is followed by a compaction before the next model call, once per turn.
+    """
     if not state.turns:
         return CallModel()
     last = state.turns[-1]
@@ -68,6 +80,9 @@ def decide(state: LoopState, *, max_model_calls: int, max_tool_calls: int | None
     if last.tool_calls:
         if len(state.turns) >= max_model_calls:
             return Finish(ResponseStatus.INCOMPLETE, STEP_CAP_REASON)
+        context = last.usage.input_tokens + last.usage.output_tokens
+        if compact_threshold and context >= compact_threshold and len(state.turns) not in state.compacted_at:
+            return CompactContext()
         return CallModel()
     if last.finish_reason == "length":
         return Finish(ResponseStatus.INCOMPLETE, "max_output_tokens")

@@ -8,11 +8,13 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.compaction import CompactionActivities
     from activities.model_call import ModelCallActivity
     from activities.response_state import ResponseStateActivities
     from activities.tool_call import ToolCallActivity
     from core import search_attributes as sa
     from core.contracts import (
+        ContextCompactionInput,
         FinalizeInput,
         MarkInProgressInput,
         ModelCallInput,
@@ -25,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
         UpstreamFailure,
     )
     from core.status import ResponseStatus
-    from workflows.decide import CallModel, Finish, LoopState, RunTools, decide
+    from workflows.decide import CallModel, CompactContext, Finish, LoopState, RunTools, decide
 
 _START_IN_FIRST_CALL = "start-in-first-model-call"
 STATE_TIMEOUT = timedelta(seconds=30)
@@ -89,7 +91,8 @@ class ResponseWorkflow:
     async def _loop(self, inp: ResponseWorkflowInput, start_in_first_call: bool) -> tuple[ResponseStatus, str | None]:
         state = LoopState()
         while True:
-            decision = decide(state, max_model_calls=inp.policy.max_model_calls, max_tool_calls=inp.max_tool_calls)
+            decision = decide(state, max_model_calls=inp.policy.max_model_calls, max_tool_calls=inp.max_tool_calls,
+                              compact_threshold=inp.compact_threshold)
             if isinstance(decision, Finish):
                 return decision.status, decision.incomplete_reason
             if isinstance(decision, CallModel):
@@ -104,6 +107,17 @@ class ResponseWorkflow:
                                                        name=c.name, output_index=c.output_index))
                     for i, c in enumerate(decision.calls)))
                 state.tool_results.extend(results)
+            elif isinstance(decision, CompactContext):
+                p = inp.policy
+                await workflow.execute_activity_method(
+                    CompactionActivities.compact_context,
+                    ContextCompactionInput(response_id=inp.response_id, seq=state.next_seq,
+                                           output_index=state.output_count),
+                    start_to_close_timeout=timedelta(seconds=p.model_call_timeout_seconds),
+                    schedule_to_close_timeout=timedelta(seconds=p.model_call_timeout_seconds * 2),
+                    heartbeat_timeout=timedelta(seconds=p.heartbeat_timeout_seconds),
+                    retry_policy=step_retry(p, p.model_max_attempts), summary=f"compaction · {inp.model}")
+                state.compacted_at.append(len(state.turns))
 
     async def _call_model(self, inp: ResponseWorkflowInput, call: ModelCallInput) -> ModelTurn:
         p = inp.policy

@@ -1,7 +1,8 @@
 """The loop's pure decision function."""
 
 from core.contracts import ModelTurn, ToolCallRef, ToolResult
-from workflows.decide import CallModel, Finish, LoopState, RunTools, decide
+from core.usage import Usage
+from workflows.decide import CallModel, CompactContext, Finish, LoopState, RunTools, decide
 
 
 def turn(seq: int, *calls: tuple[str, bool], finish: str = "stop") -> ModelTurn:
@@ -58,3 +59,15 @@ def test_model_call_cap_is_incomplete() -> None:
     state = LoopState([turn(1, ("a", True))], [ToolResult(seq=2, call_id="c10", ok=True)])
     assert run(state, max_model_calls=1) == Finish("incomplete", "max_messages")
     assert run(state, max_model_calls=2) == CallModel()
+
+
+def test_a_turn_past_the_compaction_threshold_is_compacted_once_before_the_next_call() -> None:
+    big = turn(1, ("search", True))
+    big.usage = Usage(input_tokens=900, output_tokens=100)
+    state = LoopState([big], [ToolResult(seq=2, call_id="c10", ok=True)])
+    assert decide(state, max_model_calls=8, max_tool_calls=None, compact_threshold=1000) == CompactContext()
+    assert decide(state, max_model_calls=8, max_tool_calls=None, compact_threshold=1001) == CallModel()
+    assert decide(state, max_model_calls=8, max_tool_calls=None) == CallModel()
+    state.compacted_at.append(1)
+    assert decide(state, max_model_calls=8, max_tool_calls=None, compact_threshold=1000) == CallModel()
+    assert state.next_seq == 4 and state.output_count == 1  # the compaction's item counts as output
