@@ -14,6 +14,7 @@ from activities.heartbeat import heartbeating
 from activities.lifecycle import move_status
 from activities.message_stream import MessageStream
 from activities.upstream import complete, stream_chat_completion, upstream_error
+from core.context_window import estimate_tokens, message_budget, overflow_message, truncate_oldest
 from core.contracts import ModelCallInput, ModelTurn, ToolCallRef, UpstreamFailure
 from core.convert import (
     compaction_refs,
@@ -64,6 +65,21 @@ def build_payload(request: dict[str, Any], target: ModelTarget, messages: list[d
     return payload
 
 
+def fit_window(request: dict[str, Any], window: int, messages: list[dict[str, Any]],
+               tools: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """The messages within the alias's context window: trimmed oldest first (`truncation: "auto"`), or a final
+    400 naming `input` (`disabled`, the default) when they do not fit."""
+    budget = message_budget(window, tools, request.get("max_output_tokens"))
+    if request.get("truncation") == "auto":
+        messages = truncate_oldest(messages, budget)
+    estimate = estimate_tokens(messages)
+    if estimate > budget:
+        raise upstream_error(UpstreamFailure(status=400, message=overflow_message(estimate, budget), param="input",
+                                             type="invalid_request_error", code="context_length_exceeded"),
+                             retryable=False)
+    return messages
+
+
 def merge_tool_call_delta(calls: dict[int, dict[str, Any]], delta: dict[str, Any]) -> None:
     """Fold one streamed tool_calls fragment into the calls being assembled, by index."""
     call = calls.setdefault(delta.get("index", len(calls)),
@@ -111,6 +127,8 @@ class ModelCallActivity:
         request = response.request
         messages = items_to_messages(request.get("instructions"), context, summaries)
         payload = build_payload(request, target, messages, inp.turn)
+        if target.context_window:
+            payload["messages"] = fit_window(request, target.context_window, messages, payload.get("tools"))
         summary_mode = (request.get("reasoning") or {}).get("summary")
         stream = None
         if request.get("stream"):

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import Conflict, NotFound
 from db import catalog
-from db.tables import Tool
+from db.tables import Tool, UpstreamModel
 
 
 def _http_url(value: str) -> str:
@@ -33,6 +33,7 @@ class NewModel(BaseModel):
     base_url: str
     upstream_model: str | None = None
     api_key: str | None = None
+    context_window: int | None = Field(None, ge=1, description="tokens; enables the truncation checks")
 
     _url = field_validator("base_url")(_http_url)
 
@@ -55,6 +56,12 @@ class NewTool(BaseModel):
         if (self.secret_header_name is None) != (self.secret_header_value is None):
             raise ValueError("secret_header_name and secret_header_value go together")
         return self
+
+
+def model_json(row: UpstreamModel) -> dict[str, Any]:
+    """A registered alias as the admin API shows it (the key omitted)."""
+    return {"alias": row.alias, "base_url": row.base_url, "upstream_model": row.upstream_model,
+            "context_window": row.context_window}
 
 
 def tool_json(row: Tool) -> dict[str, Any]:
@@ -87,14 +94,13 @@ async def revoke_key(s: AsyncSession, key_id: str) -> dict[str, Any]:
 
 async def add_model(s: AsyncSession, new: NewModel) -> dict[str, Any]:
     """Register (or replace) a model alias."""
-    row = await catalog.add_model(s, new.alias, new.base_url, new.upstream_model, new.api_key)
-    return {"alias": row.alias, "base_url": row.base_url, "upstream_model": row.upstream_model}
+    return model_json(await catalog.add_model(s, new.alias, new.base_url, new.upstream_model, new.api_key,
+                                              new.context_window))
 
 
 async def list_models(s: AsyncSession) -> list[dict[str, Any]]:
     """Registered aliases (secrets omitted)."""
-    return [{"alias": r.alias, "base_url": r.base_url, "upstream_model": r.upstream_model}
-            for r in await catalog.list_models(s)]
+    return [model_json(r) for r in await catalog.list_models(s)]
 
 
 async def remove_model(s: AsyncSession, alias: str) -> dict[str, Any]:

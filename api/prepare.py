@@ -7,7 +7,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.convert import compaction_refs
+from core.context_window import estimate_tokens, message_budget, overflow_message
+from core.convert import compaction_refs, items_to_messages, tools_to_chat
 from core.errors import Conflict, InvalidRequest
 from core.ids import idempotent_response_id, new_id
 from core.settings import Settings
@@ -57,13 +58,15 @@ async def prepare(s: AsyncSession, settings: Settings, owner_id: str, body: Any,
             return Prepared(req, same_request(existing, request_hash), [], False)
     else:
         response_id = new_id("resp")
-    if await resolve_model(s, settings, req.model) is None:
+    target = await resolve_model(s, settings, req.model)
+    if target is None:
         raise InvalidRequest(f"The model '{req.model}' does not exist or you do not have access to it.",
                              param="model", code="model_not_found")
-    if req.previous_response_id:
-        await _ended_previous(s, owner_id, req.previous_response_id)
+    prev = await _ended_previous(s, owner_id, req.previous_response_id) if req.previous_response_id else None
     items = await _resolve_references(s, owner_id, normalize_input(req.input))
     model_tools, server_tools = await _model_tools(s, req)
+    if target.context_window and req.truncation != "auto":
+        await _check_window(s, owner_id, req, target.context_window, prev, items, model_tools)
     request = req.model_dump(mode="json", exclude={"input"})
     request |= {"_model_tools": model_tools, "_server_tools": server_tools}
     row = Response(id=response_id, owner_id=owner_id, status=ResponseStatus.QUEUED, model=req.model, request=request,
@@ -135,6 +138,19 @@ async def _resolve_references(s: AsyncSession, owner_id: str,
                                  param=f"input[{index}].encrypted_content", code="invalid_encrypted_content")
         resolved.append(item)
     return resolved
+
+
+async def _check_window(s: AsyncSession, owner_id: str, req: CreateResponseRequest, window: int,
+                        prev: Response | None, items: list[dict[str, Any]], tools: list[dict[str, Any]]) -> None:
+    """`truncation: "disabled"`: a first model call that cannot fit the context window is a 400 naming `input`,
+    before anything is stored (the loop checks every later call the same way)."""
+    context = (await db.context_items(s, prev.id) if prev else []) + items
+    messages = items_to_messages(req.instructions, context,
+                                 await completed_summaries(s, owner_id, compaction_refs(context)))
+    budget = message_budget(window, tools_to_chat(tools), req.max_output_tokens)
+    estimate = estimate_tokens(messages)
+    if estimate > budget:
+        raise InvalidRequest(overflow_message(estimate, budget), param="input", code="context_length_exceeded")
 
 
 async def _ended_previous(s: AsyncSession, owner_id: str, previous_response_id: str) -> Response:

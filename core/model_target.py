@@ -13,6 +13,7 @@ class ModelTarget:
     upstream_model: str
     base_url: str | None
     api_key: str | None
+    context_window: int | None = None  # tokens, when the alias was registered with one
 
     @property
     def completions_url(self) -> str:

@@ -53,6 +53,7 @@ class UpstreamModel(SQLModel, table=True):
     upstream_model: str = Field(sa_type=Text)
     api_key: str | None = Field(default=None, sa_type=Text)
     created_at: datetime = _now()
+    context_window: int | None = None  # tokens; enables truncation checks for the alias
 
 
 class Tool(SQLModel, table=True):

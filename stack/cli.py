@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--base-url", required=True, help="e.g. https://api.openai.com/v1")
     m.add_argument("--upstream-model", default=None)
     m.add_argument("--api-key", default=None)
+    m.add_argument("--context-window", type=int, default=None,
+                   help="the model's context window in tokens (enables truncation checks)")
     admin.add_parser("list-models")
     rm = admin.add_parser("remove-model")
     rm.add_argument("alias")
@@ -80,7 +82,8 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> Any:
                 case "add-model":
                     return await catalog.add_model(s, NewModel(alias=args.alias, base_url=args.base_url,
                                                                upstream_model=args.upstream_model,
-                                                               api_key=args.api_key))
+                                                               api_key=args.api_key,
+                                                               context_window=args.context_window))
                 case "list-models":
                     return await catalog.list_models(s)
                 case "remove-model":

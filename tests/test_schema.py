@@ -20,7 +20,8 @@ from db.migrate import migrate, pending_revisions
 
 pytestmark = pytest.mark.stack
 
-HEAD = ["0001_initial", "0002_compactions", "0003_compaction_steps"]  # every revision, oldest first
+# Every revision, oldest first.
+HEAD = ["0001_initial", "0002_compactions", "0003_compaction_steps", "0004_model_context_window"]
 
 # db/migrations/0001_initial.sql and 0002_response_events.sql as the old runner applied them, verbatim: the
 # databases it built are what the baseline revision must reproduce and what migrate() must adopt.
