@@ -82,7 +82,7 @@ def render_response(row: Response, output: list[dict[str, Any]]) -> dict[str, An
         "top_p": req["top_p"] if req.get("top_p") is not None else 1.0,
         "presence_penalty": 0.0,
         "frequency_penalty": 0.0,
-        "top_logprobs": 0,
+        "top_logprobs": req.get("top_logprobs") or 0,
         "text": req.get("text") or {"format": {"type": "text"}},
         "tool_choice": req.get("tool_choice", "auto"),
         "tools": [_echo_tool(t) for t in req.get("tools", [])],

@@ -36,6 +36,8 @@ from db.catalog import resolve_model
 from db.compactions import completed_summaries
 from db.events import step_events
 
+LOGPROBS = "message.output_text.logprobs"  # the `include` value that asks for them
+
 
 def build_payload(request: dict[str, Any], target: ModelTarget, messages: list[dict[str, Any]],
                   turn: int) -> dict[str, Any]:
@@ -60,6 +62,9 @@ def build_payload(request: dict[str, Any], target: ModelTarget, messages: list[d
         payload["response_format"] = response_format
     if (request.get("text") or {}).get("verbosity"):
         payload["verbosity"] = request["text"]["verbosity"]
+    if LOGPROBS in (request.get("include") or []):
+        payload["logprobs"] = True
+        payload["top_logprobs"] = request.get("top_logprobs") or 0
     if (request.get("reasoning") or {}).get("effort"):
         payload["reasoning_effort"] = request["reasoning"]["effort"]
     return payload
@@ -148,7 +153,7 @@ class ModelCallActivity:
             self.metrics.model_call_seconds.labels(response.model).observe(time.monotonic() - started)
         choice = completion["choices"][0]
         items = completion_to_items(choice.get("message") or {}, set(request.get("_server_tools", [])),
-                                    summary_mode=summary_mode)
+                                    summary_mode=summary_mode, logprobs=(choice.get("logprobs") or {}).get("content"))
         calls = [i for i in items if i["type"] in ("function_call", "mcp_call")]
         events: list[dict[str, Any]] = []
         partials, first_call_index = 0, inp.output_index + len(items) - len(calls)

@@ -157,7 +157,8 @@ def reasoning_summary(text: str, mode: str | None) -> str | None:
 
 
 def completion_to_items(message: dict[str, Any], server_tools: set[str] | frozenset[str] = frozenset(),
-                        summary_mode: str | None = None) -> list[dict[str, Any]]:
+                        summary_mode: str | None = None, logprobs: list[dict[str, Any]] | None = None,
+                        ) -> list[dict[str, Any]]:
     """Output items for one chat completion message: its reasoning, an assistant message, then its calls.
 
     A call of a registered (server-side) tool is an `mcp_call`, which clients treat as executed by the server;
@@ -172,7 +173,8 @@ def completion_to_items(message: dict[str, Any], server_tools: set[str] | frozen
         text = "".join(p.get("text", "") for p in text if isinstance(p, dict))
     if text:
         items.append({"id": new_id("msg"), "type": "message", "role": "assistant", "status": "completed",
-                      "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]})
+                      "content": [{"type": "output_text", "text": text, "annotations": [],
+                                   "logprobs": logprobs or []}]})
     for call in message.get("tool_calls") or []:
         fn = call.get("function") or {}
         args = fn.get("arguments")

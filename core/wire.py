@@ -99,6 +99,7 @@ class CreateResponseRequest(BaseModel):
     prompt_cache_retention: Literal["in_memory", "24h"] | None = None
     safety_identifier: str | None = Field(None, max_length=64)
     context_management: list[CompactionManagement] | None = Field(None, max_length=1)
+    top_logprobs: int | None = Field(None, ge=0, le=20)
 
     @field_validator("metadata")
     @classmethod

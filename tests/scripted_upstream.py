@@ -140,9 +140,16 @@ class ScriptedUpstream:
                 {"id": f"call_{uuid.uuid4().hex[:12]}", "type": "function",
                  "function": {"name": name, "arguments": json.dumps(args)}} for name, args in reply.tool_calls]
         finish = reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
+        choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": finish}
+        if body.get("logprobs"):  # one entry a word, its alternatives the word itself
+            top = body.get("top_logprobs") or 0
+            choice["logprobs"] = {"content": [
+                {"token": t, "logprob": -0.5, "bytes": list(t.encode()),
+                 "top_logprobs": [{"token": t, "logprob": -0.5, "bytes": list(t.encode())}] * top}
+                for t in reply.tokens()]}
         return JSONResponse({
             "id": f"chatcmpl-{uuid.uuid4().hex[:8]}", "object": "chat.completion", "created": int(time.time()),
-            "model": body["model"], "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "model": body["model"], "choices": [choice],
             "usage": self._usage(reply),
         })
 

@@ -101,3 +101,15 @@ async def test_assistant_phase_is_echoed_and_files_reach_the_upstream(stack: Sta
     assert page.data[0].type == "message" and page.data[0].phase == "commentary"  # type: ignore[union-attr]
     sent = stack.upstream.scripts[model].requests[0]["messages"][1]["content"]
     assert sent[1] == {"type": "file", "file": {"file_data": pdf["file_data"], "filename": "a.pdf"}}
+
+
+async def test_logprobs_when_included(stack: Stack) -> None:
+    model = await stack.model(Reply(text="Two words"))
+    client = stack.openai(await stack.new_key())
+    r = await client.responses.create(model=model, input="hi", include=["message.output_text.logprobs"],
+                                      top_logprobs=2)
+    sent = stack.upstream.scripts[model].requests[0]
+    assert sent["logprobs"] is True and sent["top_logprobs"] == 2 and r.top_logprobs == 2
+    part = r.output[0].content[0]  # type: ignore[union-attr]
+    assert part.type == "output_text" and [lp.token for lp in part.logprobs or []] == ["Two ", "words"]
+    assert all(len(lp.top_logprobs) == 2 for lp in part.logprobs or [])
