@@ -76,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="agentrunner", version="0.1.0", lifespan=lifespan)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
-    install_error_handlers(app)
+    install_error_handlers(app, metrics)
     for module in (responses, chat, models, admin):
         app.include_router(module.router)
     install_openapi(app, [CreateResponseRequest, CompactRequest])

@@ -7,7 +7,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from core.errors import AgentRunnerError, InvalidRequest, error_type_for
+from core.errors import AgentRunnerError, InvalidCacheControl, InvalidRequest, error_type_for
+from core.metrics import Metrics
 
 log = logging.getLogger("agentrunner.api")
 
@@ -16,11 +17,13 @@ def _envelope(err: AgentRunnerError) -> JSONResponse:
     return JSONResponse(err.envelope(), status_code=err.http_status)
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
     """Map every failure to `{"error": {message, type, param, code}}` with the right status."""
 
     @app.exception_handler(AgentRunnerError)
     async def _ours(_: Request, exc: AgentRunnerError) -> JSONResponse:
+        if isinstance(exc, InvalidCacheControl):
+            metrics.cache_control_rejections.labels(exc.reason).inc()
         return _envelope(exc)
 
     @app.exception_handler(RequestValidationError)

@@ -63,7 +63,7 @@ async def prepare(s: AsyncSession, settings: Settings, owner_id: str, body: Any,
         raise InvalidRequest(f"The model '{req.model}' does not exist or you do not have access to it.",
                              param="model", code="model_not_found")
     prev = await _ended_previous(s, owner_id, req.previous_response_id) if req.previous_response_id else None
-    items = await _resolve_references(s, owner_id, normalize_input(req.input))
+    items = await _resolve_references(s, owner_id, normalize_input(req.input, cache_ttls=settings.cache_control_ttls))
     model_tools, server_tools = await _model_tools(s, req)
     if target.context_window and req.truncation != "auto":
         await _check_window(s, owner_id, req, target.context_window, prev, items, model_tools)
@@ -174,7 +174,8 @@ async def prepare_compaction(s: AsyncSession, settings: Settings, owner_id: str,
     if req.previous_response_id:
         window = await db.context_items(s, (await _ended_previous(s, owner_id, req.previous_response_id)).id)
     if req.input is not None:
-        window += await _resolve_references(s, owner_id, normalize_input(req.input))
+        window += await _resolve_references(s, owner_id, normalize_input(req.input,
+                                                                        cache_ttls=settings.cache_control_ttls))
     if not window:
         raise InvalidRequest("There is nothing to compact: send 'input' or 'previous_response_id'.", param="input",
                              code="missing_required_parameter")

@@ -52,6 +52,14 @@ class InvalidRequest(AgentRunnerError):
     status = 400
 
 
+class InvalidCacheControl(InvalidRequest):
+    """A `cache_control` breakpoint we refuse; `reason` labels the rejection counter."""
+
+    def __init__(self, message: str, *, param: str, reason: str) -> None:
+        super().__init__(message, param=param, code="invalid_cache_control")
+        self.reason = reason
+
+
 class Unauthorized(AgentRunnerError):
     status = 401
 

@@ -15,6 +15,9 @@ class Metrics:
                                      registry=r)
         self.http_seconds = Histogram("agentrunner_http_request_seconds", "HTTP request latency",
                                       ["method", "route"], buckets=_LATENCY, registry=r)
+        self.cache_control_rejections = Counter("agentrunner_cache_control_rejections",
+                                                "Requests refused for their cache_control breakpoints", ["reason"],
+                                                registry=r)
         self.responses_open = Gauge("agentrunner_responses_open", "Responses not finished yet", ["status"],
                                     registry=r)
         self.model_call_seconds = Histogram("agentrunner_model_call_seconds", "Model call latency (one attempt)",

@@ -1,11 +1,12 @@
 """The Responses API request model and input normalization (WIRE.md)."""
 
+from collections.abc import Collection
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core.convert import SERVER_LABEL
-from core.errors import InvalidRequest
+from core.errors import InvalidCacheControl, InvalidRequest
 from core.ids import new_id
 from core.tiers import RequestedTier
 
@@ -204,16 +205,38 @@ def _param_path(loc: tuple[Any, ...]) -> str:
     return str(loc[0]) + "".join(f"[{p}]" for p in loc[1:] if isinstance(p, int))
 
 
+MAX_CACHE_BREAKPOINTS = 4
+CACHE_TTLS = ("5m", "1h", "24h")
+
+
 def _text_part(text: str, role: str, part: dict[str, Any] | None = None) -> dict[str, Any]:
     """A text part in the type the spec gives it for this role: assistant output_text, everyone else input_text."""
+    part = part or {}
+    marker = {"cache_control": part["cache_control"]} if "cache_control" in part else {}
     if role == "assistant":
-        part = part or {}
         return {"type": "output_text", "text": text, "annotations": part.get("annotations") or [],
-                "logprobs": part.get("logprobs") or []}
-    return {"type": "input_text", "text": text}
+                "logprobs": part.get("logprobs") or [], **marker}
+    return {"type": "input_text", "text": text, **marker}
 
 
-def _text_of(content: Any, param: str, role: str) -> list[dict[str, Any]]:
+def check_cache_control(marker: Any, param: str, enabled: Collection[str]) -> None:
+    """A `cache_control` breakpoint is `{"type": "ephemeral", "ttl": <an enabled tier>}` (ttl optional: 5m)."""
+    tiers = f"enabled TTLs: {', '.join(enabled) or 'none'}"
+    if not isinstance(marker, dict) or set(marker) - {"type", "ttl"}:
+        raise InvalidCacheControl(f"Malformed cache_control: expected {{'type': 'ephemeral', 'ttl': ...}} ({tiers}).",
+                                  param=param, reason="malformed")
+    if marker.get("type") != "ephemeral":
+        raise InvalidCacheControl(f"Unknown cache_control type {marker.get('type')!r}: only 'ephemeral' ({tiers}).",
+                                  param=param, reason="unknown_type")
+    ttl = marker.get("ttl", "5m")
+    if ttl not in CACHE_TTLS:
+        raise InvalidCacheControl(f"Unknown cache_control ttl {ttl!r} ({tiers}).", param=param, reason="unknown_ttl")
+    if ttl not in enabled:
+        raise InvalidCacheControl(f"The cache_control ttl {ttl!r} is not enabled here ({tiers}).", param=param,
+                                  reason="disabled_ttl")
+
+
+def _text_of(content: Any, param: str, role: str, cache_ttls: Collection[str]) -> list[dict[str, Any]]:
     """Normalize message content to a list of typed parts."""
     if isinstance(content, str):
         return [_text_part(content, role)]
@@ -231,12 +254,16 @@ def _text_of(content: Any, param: str, role: str) -> list[dict[str, Any]]:
                                  code="unsupported_value")
         if part["type"] in TEXT_PART_TYPES and not isinstance(part.get("text"), str):
             raise InvalidRequest("A text part needs a 'text' string.", param=f"{param}[{j}].text")
+        if "cache_control" in part:
+            check_cache_control(part["cache_control"], f"{param}[{j}].cache_control", cache_ttls)
         parts.append(_text_part(part["text"], role, part) if part["type"] in TEXT_PART_TYPES else part)
     return parts
 
 
-def normalize_input(raw: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
+def normalize_input(raw: str | list[dict[str, Any]], *, cache_ttls: Collection[str] = ()) -> list[dict[str, Any]]:
     """Turn every accepted input shape into stored items, each with an `id`.
+
+    `cache_control` breakpoints on content parts are checked against the enabled TTLs, at most four in all.
 
     `item_reference` items are returned as-is; the caller resolves them against stored items.
     """
@@ -256,7 +283,7 @@ def normalize_input(raw: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
                                      code="missing_required_parameter")
             message = {"id": item.get("id") or new_id("msg"), "type": "message", "role": role,
                        "status": item.get("status", "completed"),
-                       "content": _text_of(item["content"], f"{param}.content", role)}
+                       "content": _text_of(item["content"], f"{param}.content", role, cache_ttls)}
             if item.get("phase") is not None:
                 if role != "assistant" or item["phase"] not in ("commentary", "final_answer"):
                     raise InvalidRequest("'phase' is 'commentary' or 'final_answer', on assistant messages only.",
@@ -312,6 +339,13 @@ def normalize_input(raw: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
                                  code="unsupported_value")
     if not items:
         raise InvalidRequest("'input' must not be empty.", param="input", code="invalid_value")
+    markers = [(i, j) for i, item in enumerate(items) for j, part in enumerate(item.get("content") or [])
+               if isinstance(part, dict) and "cache_control" in part]
+    if len(markers) > MAX_CACHE_BREAKPOINTS:
+        i, j = markers[MAX_CACHE_BREAKPOINTS]
+        raise InvalidCacheControl(f"At most {MAX_CACHE_BREAKPOINTS} cache_control breakpoints per request "
+                                  f"(enabled TTLs: {', '.join(cache_ttls) or 'none'}).",
+                                  param=f"input[{i}].content[{j}].cache_control", reason="too_many")
     return items
 
 

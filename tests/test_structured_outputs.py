@@ -113,3 +113,22 @@ async def test_logprobs_when_included(stack: Stack) -> None:
     part = r.output[0].content[0]  # type: ignore[union-attr]
     assert part.type == "output_text" and [lp.token for lp in part.logprobs or []] == ["Two ", "words"]
     assert all(len(lp.top_logprobs) == 2 for lp in part.logprobs or [])
+
+
+async def test_cache_control_is_checked_before_anything_is_stored_and_counted(stack: Stack) -> None:
+    model = await stack.model(Reply(text="cached"))
+    key = await stack.new_key()
+    marked = {"type": "input_text", "text": "a long shared prefix", "cache_control": {"type": "ephemeral"}}
+    ok = await create(stack, key, model=model, input=[{"role": "user", "content": [marked]}])
+    assert ok["status"] == "completed"
+    assert stack.upstream.scripts[model].requests[0]["messages"] == [{"role": "user",
+                                                                      "content": "a long shared prefix"}]
+    before = await stack.count_rows()
+    bad = {**marked, "cache_control": {"type": "ephemeral", "ttl": "24h"}}
+    r = await stack.call("POST", "/v1/responses", key, {"model": model, "input": [{"role": "user", "content": [bad]}]})
+    error = r.json()["error"]
+    assert r.status_code == 400 and error["code"] == "invalid_cache_control"
+    assert error["param"] == "input[0].content[0].cache_control" and "5m, 1h" in error["message"]
+    assert await stack.count_rows() == before and len(stack.upstream.scripts[model].requests) == 1
+    metrics = (await stack.http.get(stack.url + "/metrics")).text
+    assert 'agentrunner_cache_control_rejections_total{reason="disabled_ttl"} 1.0' in metrics
