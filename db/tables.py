@@ -94,6 +94,7 @@ class Response(SQLModel, table=True):
     cached_tokens: int = _zero()
     reasoning_tokens: int = _zero()
     event_seq: int = _zero()
+    cache_write_tokens: int = _zero()  # last: added by a later revision
 
 
 class Item(SQLModel, table=True):
@@ -161,3 +162,4 @@ class Compaction(SQLModel, table=True):
     reasoning_tokens: int = _zero()
     created_at: datetime = _now()
     completed_at: datetime | None = _ts()
+    cache_write_tokens: int = _zero()  # last: added by a later revision

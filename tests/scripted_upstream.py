@@ -29,6 +29,7 @@ class Reply:
     usage: tuple[int, int] = (10, 5)
     token_delay: float = 0.0  # streaming: pause before each token
     drop_after: int | None = None  # streaming: cut the connection after this many tokens
+    cache: tuple[int, int] = (0, 0)  # prompt tokens read from / written to the upstream's cache
     reasoning: str | None = None  # sent before the answer, as vLLM/DeepSeek (reasoning_content) or Ollama do
     reasoning_field: str = "reasoning_content"
 
@@ -160,6 +161,9 @@ class ScriptedUpstream:
                                  "total_tokens": prompt + completion}
         if reply.reasoning:
             usage["completion_tokens_details"] = {"reasoning_tokens": len(reply.reasoning.split())}
+        if any(reply.cache):  # as Anthropic-compatible gateways report them
+            usage["prompt_tokens_details"] = {"cached_tokens": reply.cache[0]}
+            usage["cache_creation_input_tokens"] = reply.cache[1]
         return usage
 
     async def _chunks(self, script: Script, reply: Reply, model: str) -> AsyncIterator[bytes]:

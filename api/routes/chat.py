@@ -61,17 +61,20 @@ def _scripted(body: dict[str, Any]) -> Response:
     for i, call in enumerate(message.get("tool_calls") or []):
         frames.append(chunk({"tool_calls": [{"index": i, **call}]}, None))
     frames.append(chunk({}, choice["finish_reason"]))
-    if (body.get("stream_options") or {}).get("include_usage"):
-        frames.append(ServerSentEvent(json.dumps({**head, "object": "chat.completion.chunk", "choices": [],
-                                                  "usage": completion["usage"]})))
+    # Usage on every stream, as the relay asks of upstreams.
+    frames.append(ServerSentEvent(json.dumps({**head, "object": "chat.completion.chunk", "choices": [],
+                                              "usage": completion["usage"]})))
     frames.append(ServerSentEvent("[DONE]"))
     return EventSourceResponse(iter(frames), sep="\n")
 
 
 async def _relay(http: httpx.AsyncClient, target: ModelTarget, body: dict[str, Any],
                  timeout_seconds: float) -> Response:
-    upstream = http.build_request("POST", target.completions_url, json={**body, "model": target.upstream_model},
-                                  headers=target.headers, timeout=timeout_seconds)
+    forwarded = {**body, "model": target.upstream_model}
+    if body.get("stream"):  # usage on every stream, so token and cache accounting never misses one
+        forwarded["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+    upstream = http.build_request("POST", target.completions_url, json=forwarded, headers=target.headers,
+                                  timeout=timeout_seconds)
     try:
         resp = await http.send(upstream, stream=True)
     except httpx.HTTPError as exc:
