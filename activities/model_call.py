@@ -130,7 +130,8 @@ class ModelCallActivity:
             raise upstream_error(UpstreamFailure(status=400, message=f"model {response.model!r} is not available",
                                                  code="model_not_found"), retryable=False)
         request = response.request
-        messages = items_to_messages(request.get("instructions"), context, summaries)
+        messages = items_to_messages(request.get("instructions"), context, summaries,
+                                     cache_control=target.cache_control)
         payload = build_payload(request, target, messages, inp.turn)
         if target.context_window:
             payload["messages"] = fit_window(request, target.context_window, messages, payload.get("tools"))

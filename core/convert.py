@@ -7,8 +7,9 @@ from core.ids import new_id
 from core.stream_events import reasoning_item
 
 
-def _content_to_chat(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
-    if all(p.get("type") in ("input_text", "output_text", "text", "refusal") for p in parts):
+def _content_to_chat(parts: list[dict[str, Any]], cache_control: bool) -> str | list[dict[str, Any]]:
+    marked = cache_control and any("cache_control" in p for p in parts)
+    if not marked and all(p.get("type") in ("input_text", "output_text", "text", "refusal") for p in parts):
         return "".join(p.get("text") or p.get("refusal") or "" for p in parts)
     out: list[dict[str, Any]] = []
     for p in parts:
@@ -19,6 +20,8 @@ def _content_to_chat(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
             out.append({"type": "file", "file": {k: p[k] for k in ("file_data", "file_id", "filename") if p.get(k)}})
         else:
             out.append({"type": "text", "text": p.get("text") or p.get("refusal") or ""})
+        if marked and "cache_control" in p:
+            out[-1]["cache_control"] = p["cache_control"]
     return out
 
 
@@ -56,9 +59,10 @@ def compaction_refs(items: list[dict[str, Any]]) -> list[str]:
 
 
 def items_to_messages(instructions: str | None, items: list[dict[str, Any]],
-                      summaries: dict[str, str] | None = None) -> list[dict[str, Any]]:
+                      summaries: dict[str, str] | None = None, *, cache_control: bool = False) -> list[dict[str, Any]]:
     """The chat messages an upstream sees for this context.
 
+    `cache_control` breakpoints on parts are kept for an upstream that takes them, else stripped.
     A `compaction` item stands for the window it summarized, everything before it: a system message with the
     summary (`summaries`, by reference), then what follows it.
 
@@ -79,7 +83,7 @@ def items_to_messages(instructions: str | None, items: list[dict[str, Any]],
             if item.get("status") == "incomplete" and item["role"] == "assistant":
                 continue  # a streamed answer cut short by a retry; its replacement follows
             role = "system" if item["role"] == "developer" else item["role"]
-            messages.append({"role": role, "content": _content_to_chat(item["content"])})
+            messages.append({"role": role, "content": _content_to_chat(item["content"], cache_control)})
         elif _is_call(item):
             call_id = item["call_id"] if kind == "function_call" else item["id"]
             call = {"id": call_id, "type": "function",

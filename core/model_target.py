@@ -14,6 +14,7 @@ class ModelTarget:
     base_url: str | None
     api_key: str | None
     context_window: int | None = None  # tokens, when the alias was registered with one
+    cache_control: bool = False  # the upstream takes cache_control breakpoints on content parts
 
     @property
     def completions_url(self) -> str:

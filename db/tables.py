@@ -54,6 +54,7 @@ class UpstreamModel(SQLModel, table=True):
     api_key: str | None = Field(default=None, sa_type=Text)
     created_at: datetime = _now()
     context_window: int | None = None  # tokens; enables truncation checks for the alias
+    cache_control: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
 
 
 class Tool(SQLModel, table=True):

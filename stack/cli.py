@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--api-key", default=None)
     m.add_argument("--context-window", type=int, default=None,
                    help="the model's context window in tokens (enables truncation checks)")
+    m.add_argument("--cache-control", action="store_true",
+                   help="the upstream takes cache_control breakpoints (else they are stripped)")
     admin.add_parser("list-models")
     rm = admin.add_parser("remove-model")
     rm.add_argument("alias")
@@ -83,7 +85,8 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> Any:
                     return await catalog.add_model(s, NewModel(alias=args.alias, base_url=args.base_url,
                                                                upstream_model=args.upstream_model,
                                                                api_key=args.api_key,
-                                                               context_window=args.context_window))
+                                                               context_window=args.context_window,
+                                                               cache_control=args.cache_control))
                 case "list-models":
                     return await catalog.list_models(s)
                 case "remove-model":

@@ -132,3 +132,17 @@ async def test_cache_control_is_checked_before_anything_is_stored_and_counted(st
     assert await stack.count_rows() == before and len(stack.upstream.scripts[model].requests) == 1
     metrics = (await stack.http.get(stack.url + "/metrics")).text
     assert 'agentrunner_cache_control_rejections_total{reason="disabled_ttl"} 1.0' in metrics
+
+
+async def test_cache_control_reaches_an_upstream_that_takes_it(stack: Stack) -> None:
+    upstream_model = stack.upstream.script(Reply(text="cached"))
+    alias = f"caching-{upstream_model}"
+    await stack.admin("POST", "/admin/models", {"alias": alias, "base_url": stack.upstream.base_url + "/v1",
+                                                "upstream_model": upstream_model, "cache_control": True})
+    marker = {"type": "ephemeral", "ttl": "1h"}
+    await create(stack, await stack.new_key(), model=alias, input=[{"role": "user", "content": [
+        {"type": "input_text", "text": "a long shared prefix", "cache_control": marker},
+        {"type": "input_text", "text": "the question"}]}])
+    assert stack.upstream.scripts[upstream_model].requests[0]["messages"] == [{"role": "user", "content": [
+        {"type": "text", "text": "a long shared prefix", "cache_control": marker},
+        {"type": "text", "text": "the question"}]}]
