@@ -12,7 +12,7 @@ from temporalio.exceptions import ApplicationError
 from activities.heartbeat import heartbeating
 from activities.upstream import complete, upstream_error
 from core.contracts import CompactionFailure, CompactionInput, ContextCompactionInput, UpstreamFailure
-from core.convert import compaction_refs, items_to_messages
+from core.convert import items_to_messages
 from core.model_target import ModelTarget
 from core.settings import Settings
 from core.stream_events import item_added, item_done
@@ -45,7 +45,7 @@ class CompactionActivities:
             if row.status != "running":
                 return
             target = await resolve_model(s, self.settings, row.model)
-            summaries = await db.completed_summaries(s, row.owner_id, compaction_refs(row.items))
+            summaries = await db.completed_summaries(s, row.owner_id, row.items)
         summary, usage = await self._summarize(target, row.model, row.instructions, row.items, summaries)
         async with self.sessions() as s:
             await db.finish_compaction(s, inp.compaction_id, summary=summary, usage=usage)
@@ -63,7 +63,7 @@ class CompactionActivities:
             await responses.start_step(s, inp.response_id, inp.seq, "compaction", activity.info().attempt)
             target = await resolve_model(s, self.settings, response.model)
             context = await responses.context_items(s, inp.response_id)
-            summaries = await db.completed_summaries(s, response.owner_id, compaction_refs(context))
+            summaries = await db.completed_summaries(s, response.owner_id, context)
         instructions = response.request.get("instructions")
         summary, usage = await self._summarize(target, response.model, instructions, context, summaries)
         # Derived from the step, so a retry that gets this far again finds the row it stored.

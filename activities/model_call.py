@@ -14,10 +14,9 @@ from activities.heartbeat import heartbeating
 from activities.lifecycle import move_status
 from activities.message_stream import MessageStream
 from activities.upstream import complete, stream_chat_completion, upstream_error
-from core.context_window import estimate_tokens, message_budget, overflow_message, truncate_oldest
+from core.context_window import fit_messages
 from core.contracts import ModelCallInput, ModelTurn, ToolCallRef, UpstreamFailure
 from core.convert import (
-    compaction_refs,
     completion_to_items,
     items_to_messages,
     reasoning_of,
@@ -74,14 +73,11 @@ def fit_window(request: dict[str, Any], window: int, messages: list[dict[str, An
                tools: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     """The messages within the alias's context window: trimmed oldest first (`truncation: "auto"`), or a final
     400 naming `input` (`disabled`, the default) when they do not fit."""
-    budget = message_budget(window, tools, request.get("max_output_tokens"))
-    if request.get("truncation") == "auto":
-        messages = truncate_oldest(messages, budget)
-    estimate = estimate_tokens(messages)
-    if estimate > budget:
-        raise upstream_error(UpstreamFailure(status=400, message=overflow_message(estimate, budget), param="input",
-                                             type="invalid_request_error", code="context_length_exceeded"),
-                             retryable=False)
+    messages, refused = fit_messages(messages, window=window, tools=tools, auto=request.get("truncation") == "auto",
+                                     max_output_tokens=request.get("max_output_tokens"))
+    if refused:
+        raise upstream_error(UpstreamFailure(status=400, message=refused, param="input", type="invalid_request_error",
+                                             code="context_length_exceeded"), retryable=False)
     return messages
 
 
@@ -122,7 +118,7 @@ class ModelCallActivity:
             await db.start_step(s, inp.response_id, inp.seq, "model_call", activity.info().attempt)
             target = await resolve_model(s, self.settings, response.model)
             context = await db.context_items(s, inp.response_id)
-            summaries = await completed_summaries(s, response.owner_id, compaction_refs(context))
+            summaries = await completed_summaries(s, response.owner_id, context)
             # Only a streamed step has events an earlier attempt may have shown.
             streamed = bool(response.request.get("stream"))
             prior = PriorStep.from_events(await step_events(s, inp.response_id, inp.seq) if streamed else [])

@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.context_window import estimate_tokens, message_budget, overflow_message
-from core.convert import compaction_refs, items_to_messages, tools_to_chat
+from core.context_window import fit_messages
+from core.convert import items_to_messages, tools_to_chat
 from core.errors import Conflict, InvalidRequest
 from core.ids import idempotent_response_id, new_id
 from core.settings import Settings
@@ -124,7 +124,7 @@ async def _resolve_references(s: AsyncSession, owner_id: str,
     """Stored items in place of `item_reference`s; compaction items checked to be this owner's, completed."""
     refs = [i["id"] for i in items if i["type"] == "item_reference"]
     found = await db.items_by_ids(s, owner_id, refs) if refs else {}
-    compacted = await completed_summaries(s, owner_id, compaction_refs(items))
+    compacted = await completed_summaries(s, owner_id, items)
     resolved = []
     for index, item in enumerate(items):
         if item["type"] == "item_reference":
@@ -146,11 +146,11 @@ async def _check_window(s: AsyncSession, owner_id: str, req: CreateResponseReque
     before anything is stored (the loop checks every later call the same way)."""
     context = (await db.context_items(s, prev.id) if prev else []) + items
     messages = items_to_messages(req.instructions, context,
-                                 await completed_summaries(s, owner_id, compaction_refs(context)))
-    budget = message_budget(window, tools_to_chat(tools), req.max_output_tokens)
-    estimate = estimate_tokens(messages)
-    if estimate > budget:
-        raise InvalidRequest(overflow_message(estimate, budget), param="input", code="context_length_exceeded")
+                                 await completed_summaries(s, owner_id, context))
+    _, refused = fit_messages(messages, window=window, tools=tools_to_chat(tools), auto=False,
+                              max_output_tokens=req.max_output_tokens)
+    if refused:
+        raise InvalidRequest(refused, param="input", code="context_length_exceeded")
 
 
 async def _ended_previous(s: AsyncSession, owner_id: str, previous_response_id: str) -> Response:

@@ -32,12 +32,15 @@ def truncate_oldest(messages: list[dict[str, Any]], budget: int) -> list[dict[st
     return system + rest
 
 
-def message_budget(window: int, tools: list[dict[str, Any]] | None, max_output_tokens: int | None) -> int:
-    """How many tokens the messages may take: the window less the tools offered and the room kept for the answer."""
-    return window - (estimate_tokens(tools) if tools else 0) - (max_output_tokens or 0)
-
-
-def overflow_message(estimate: int, budget: int) -> str:
-    """The 400's message for a context that does not fit."""
-    return (f"The input is about {estimate} tokens, over the {budget} this model's context window leaves for it; "
-            "shorten it, or set truncation to 'auto' to drop the oldest items.")
+def fit_messages(messages: list[dict[str, Any]], *, window: int, tools: list[dict[str, Any]] | None,
+                 max_output_tokens: int | None, auto: bool) -> tuple[list[dict[str, Any]], str | None]:
+    """The messages for a model call within `window` tokens, less the tools offered and the room kept for the
+    answer: trimmed oldest first when `auto`; with the reason they are refused when they still do not fit."""
+    budget = window - (estimate_tokens(tools) if tools else 0) - (max_output_tokens or 0)
+    if auto:
+        messages = truncate_oldest(messages, budget)
+    estimate = estimate_tokens(messages)
+    if estimate <= budget:
+        return messages, None
+    return messages, (f"The input is about {estimate} tokens, over the {budget} this model's context window leaves "
+                      "for it; shorten it, or set truncation to 'auto' to drop the oldest items.")

@@ -7,6 +7,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from core.convert import compaction_refs
 from core.usage import Usage
 from db.tables import Compaction
 
@@ -16,8 +17,9 @@ async def get_compaction(session: AsyncSession, compaction_id: str) -> Compactio
     return await session.get(Compaction, compaction_id, populate_existing=True)
 
 
-async def completed_summaries(session: AsyncSession, owner_id: str, ids: list[str]) -> dict[str, str]:
-    """The summaries of this owner's completed compactions among these ids."""
+async def completed_summaries(session: AsyncSession, owner_id: str, items: list[dict[str, Any]]) -> dict[str, str]:
+    """The summaries of this owner's completed compactions that these items' `compaction` items refer to."""
+    ids = compaction_refs(items)
     if not ids:
         return {}
     rows = await session.execute(
