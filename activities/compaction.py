@@ -10,12 +10,12 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
-from activities.upstream import complete, upstream_error
-from core.contracts import CompactionFailure, CompactionInput, ContextCompactionInput, UpstreamFailure
+from activities.upstream import complete, model_unavailable
+from core.contracts import CompactionFailure, CompactionInput, ContextCompactionInput
 from core.convert import items_to_messages
 from core.model_target import ModelTarget
 from core.settings import Settings
-from core.stream_events import item_added, item_done
+from core.stream_events import compaction_item, item_added, item_done
 from core.usage import Usage
 from db import compactions as db
 from db import responses
@@ -68,7 +68,7 @@ class CompactionActivities:
         summary, usage = await self._summarize(target, response.model, instructions, context, summaries)
         # Derived from the step, so a retry that gets this far again finds the row it stored.
         compaction_id = "cmp_" + hashlib.sha256(f"{inp.response_id}/{inp.seq}".encode()).hexdigest()[:32]
-        item = {"id": compaction_id, "type": "compaction", "encrypted_content": compaction_id}
+        item = compaction_item(compaction_id)
         async with self.sessions() as s:
             await db.store_compaction(s, Compaction(
                 id=compaction_id, owner_id=response.owner_id, model=response.model, status="completed",
@@ -81,8 +81,7 @@ class CompactionActivities:
                          items: list[dict[str, Any]], summaries: dict[str, str]) -> tuple[str, Usage]:
         """The model's summary of these items, and what it cost."""
         if target is None:
-            raise upstream_error(UpstreamFailure(status=400, message=f"model {model!r} is not available",
-                                                 code="model_not_found"), retryable=False)
+            raise model_unavailable(model)
         messages = [{"role": "system", "content": SUMMARY_PROMPT}, *items_to_messages(instructions, items, summaries)]
         payload = {"model": target.upstream_model, "messages": messages}
         completion = await heartbeating(complete(self.http, target, payload, self.settings.upstream_timeout_seconds))

@@ -13,7 +13,7 @@ from temporalio.exceptions import ApplicationError
 from activities.heartbeat import heartbeating
 from activities.lifecycle import move_status
 from activities.message_stream import MessageStream
-from activities.upstream import complete, stream_chat_completion, upstream_error
+from activities.upstream import complete, model_unavailable, stream_chat_completion, upstream_error
 from core.context_window import fit_messages
 from core.contracts import ModelCallInput, ModelTurn, ToolCallRef, UpstreamFailure
 from core.convert import (
@@ -123,8 +123,7 @@ class ModelCallActivity:
             streamed = bool(response.request.get("stream"))
             prior = PriorStep.from_events(await step_events(s, inp.response_id, inp.seq) if streamed else [])
         if target is None:
-            raise upstream_error(UpstreamFailure(status=400, message=f"model {response.model!r} is not available",
-                                                 code="model_not_found"), retryable=False)
+            raise model_unavailable(response.model)
         request = response.request
         messages = items_to_messages(request.get("instructions"), context, summaries,
                                      cache_control=target.cache_control)

@@ -50,6 +50,12 @@ def upstream_error(failure: UpstreamFailure, *, retryable: bool, delay: timedelt
     )
 
 
+def model_unavailable(alias: str) -> ApplicationError:
+    """The final error of a step whose model alias nothing serves (any more)."""
+    return upstream_error(UpstreamFailure(status=400, message=f"model {alias!r} is not available",
+                                          code="model_not_found"), retryable=False)
+
+
 async def complete(http: httpx.AsyncClient, target: ModelTarget, payload: dict[str, Any],
                    timeout_seconds: float) -> dict[str, Any]:
     """A chat completion from the target: the built-in scripted model, or the upstream over HTTP."""

@@ -11,6 +11,7 @@ from core.context_window import fit_messages
 from core.convert import items_to_messages, tools_to_chat
 from core.errors import Conflict, InvalidRequest
 from core.ids import idempotent_response_id, new_id
+from core.model_target import ModelTarget
 from core.settings import Settings
 from core.status import TERMINAL_STATUSES, ResponseStatus
 from core.wire import (
@@ -37,6 +38,15 @@ class Prepared:
     is_new: bool
 
 
+async def require_model(s: AsyncSession, settings: Settings, alias: str) -> ModelTarget:
+    """Where `model` goes; a 400 naming `model` when nothing serves it."""
+    target = await resolve_model(s, settings, alias)
+    if target is None:
+        raise InvalidRequest(f"The model '{alias}' does not exist or you do not have access to it.",
+                             param="model", code="model_not_found")
+    return target
+
+
 def _request_hash(body: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
@@ -58,10 +68,7 @@ async def prepare(s: AsyncSession, settings: Settings, owner_id: str, body: Any,
             return Prepared(req, same_request(existing, request_hash), [], False)
     else:
         response_id = new_id("resp")
-    target = await resolve_model(s, settings, req.model)
-    if target is None:
-        raise InvalidRequest(f"The model '{req.model}' does not exist or you do not have access to it.",
-                             param="model", code="model_not_found")
+    target = await require_model(s, settings, req.model)
     prev = await _ended_previous(s, owner_id, req.previous_response_id) if req.previous_response_id else None
     items = await _resolve_references(s, owner_id, normalize_input(req.input, cache_ttls=settings.cache_control_ttls))
     model_tools, server_tools = await _model_tools(s, req)
@@ -167,9 +174,7 @@ async def _ended_previous(s: AsyncSession, owner_id: str, previous_response_id: 
 async def prepare_compaction(s: AsyncSession, settings: Settings, owner_id: str, body: Any) -> Compaction:
     """Validate a compact body and gather the window it compacts; nothing is written."""
     req = validate_body(CompactRequest, body)
-    if await resolve_model(s, settings, req.model) is None:
-        raise InvalidRequest(f"The model '{req.model}' does not exist or you do not have access to it.",
-                             param="model", code="model_not_found")
+    await require_model(s, settings, req.model)
     window = []
     if req.previous_response_id:
         window = await db.context_items(s, (await _ended_previous(s, owner_id, req.previous_response_id)).id)

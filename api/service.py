@@ -21,20 +21,20 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.lifecycle import move_status
 from api.prepare import prepare, prepare_compaction, same_request
 from core import search_attributes as sa
-from core.contracts import CompactionWorkflowInput, ResponseOutcome, ResponseWorkflowInput, UpstreamFailure
+from core.contracts import CompactionWorkflowInput, ResponseOutcome, ResponseWorkflowInput
 from core.errors import InvalidRequest, NotFound, ServiceUnavailable, UpstreamError
 from core.settings import Settings
 from core.status import OPEN_STATUSES, TERMINAL_STATUSES, ResponseStatus
 from core.tiers import PRIORITY_BY_TIER, effective_tier
 from core.wire import CreateResponseRequest
 from db import responses as db
-from db.compactions import get_compaction
+from db.compactions import finish_compaction, get_compaction
 from db.tables import Compaction, Response
 
 log = logging.getLogger("agentrunner.api")
@@ -131,7 +131,7 @@ class ResponseService:
         row = await prepare_compaction(s, self.settings, owner_id, body)
         s.add(row)
         await s.commit()  # the workflow reads the window from this row
-        try:
+        with contextlib.suppress(WorkflowFailureError):  # its failure is on the row, as the workflow stored it
             await self.temporal.execute_workflow(
                 COMPACTION_WORKFLOW, CompactionWorkflowInput(compaction_id=row.id, model=row.model,
                                                              policy=self.settings.steps),
@@ -140,15 +140,13 @@ class ResponseService:
                 static_summary=f"{row.model} · compaction of {len(row.items)} items",
                 priority=Priority(priority_key=PRIORITY_BY_TIER[effective_tier(body.get("service_tier"))],
                                   fairness_key=owner_id))
-        except WorkflowFailureError as exc:
-            cause = exc.cause.cause if isinstance(exc.cause, ActivityError) else exc.cause
-            details = cause.details if isinstance(cause, ApplicationError) else ()
-            failure = UpstreamFailure.model_validate(details[0]) if details else UpstreamFailure(
-                status=500, message="The compaction failed.", code="server_error")
-            raise UpstreamError(failure.status, failure.message, type_=failure.type, param=failure.param,
-                                code=failure.code) from exc
+        # A workflow that ended without storing an outcome (terminated, timed out) must not leave it running.
+        await finish_compaction(s, row.id, error={"status": 500, "message": "The compaction did not finish.",
+                                                  "code": "server_error"})
         fresh = await get_compaction(s, row.id)
         assert fresh is not None
+        if fresh.status != "completed":
+            raise UpstreamError.from_failure(fresh.error or {}, "The compaction failed.")
         return fresh
 
     async def wait(self, s: AsyncSession, row: Response) -> Response:
@@ -158,9 +156,7 @@ class ResponseService:
             await handle.result()
         row = await self.reconcile(s, row.id)
         if row.status == ResponseStatus.FAILED and row.error:
-            e = row.error
-            raise UpstreamError(int(e.get("status", 500)), e.get("message", "The response failed."),
-                                type_=e.get("type"), param=e.get("param"), code=e.get("code"))
+            raise UpstreamError.from_failure(row.error, "The response failed.")
         return row
 
     @staticmethod

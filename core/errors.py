@@ -1,5 +1,6 @@
 """The typed errors the API maps to OpenAI's error envelope."""
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 _TYPE_BY_STATUS = {
@@ -94,6 +95,12 @@ class UpstreamError(AgentRunnerError):
         super().__init__(message, param=param, code=code)
         self._status = status
         self._type = type_
+
+    @classmethod
+    def from_failure(cls, failure: Mapping[str, Any], default_message: str) -> "UpstreamError":
+        """From a stored failure (an UpstreamFailure's fields): the status, message, type, param and code it had."""
+        return cls(int(failure.get("status") or 500), failure.get("message") or default_message,
+                   type_=failure.get("type"), param=failure.get("param"), code=failure.get("code"))
 
     @property
     def http_status(self) -> int:

@@ -70,6 +70,11 @@ def function_call_events(index: int, item: dict[str, Any]) -> list[dict[str, Any
             item_done(index, item)]
 
 
+def compaction_item(compaction_id: str) -> dict[str, Any]:
+    """A compaction item: its opaque `encrypted_content` is the id of the stored summary (owner-scoped)."""
+    return {"id": compaction_id, "type": "compaction", "encrypted_content": compaction_id}
+
+
 def reasoning_item(item_id: str, text: str, summary: str | None) -> dict[str, Any]:
     """A reasoning output item: the model's reasoning text and, when one was asked for, its summary."""
     return {"id": item_id, "type": "reasoning",

@@ -1,11 +1,12 @@
 """POST /v1/responses/compact: a durable summary of a conversation window, and continuing from it."""
 
+import asyncio
 from typing import Any
 
 from sqlalchemy import text
 
 from tests.conftest import Stack
-from tests.helpers import create, text_of
+from tests.helpers import create, eventually, text_of
 from tests.scripted_upstream import Reply
 
 WINDOW = [{"role": "user", "content": "We launch on Tuesday and notify support first."},
@@ -118,3 +119,23 @@ async def test_context_management_below_threshold_does_not_compact(stack: Stack)
                         "name": tool}], context_management=[{"type": "compaction", "compact_threshold": 400}])
     assert [i["type"] for i in body["output"]] == ["mcp_call", "message"]
     assert len(stack.upstream.scripts[model].requests) == 2
+
+
+async def test_a_compaction_whose_workflow_is_terminated_does_not_stay_running(stack: Stack) -> None:
+    summarizer = await stack.model(Reply(text="never", delay=60))
+    key = await stack.new_key()
+    request = asyncio.create_task(stack.call("POST", "/v1/responses/compact", key,
+                                             {"model": summarizer, "input": WINDOW}))
+    await eventually(lambda: _true(len(stack.upstream.scripts[summarizer].requests) == 1), what="summary call")
+    async with stack.sessions() as s:
+        cid = (await s.execute(text("SELECT id FROM compactions WHERE model = :m"), {"m": summarizer})).scalar_one()
+    await stack.temporal.get_workflow_handle(cid).terminate(reason="operator")
+    r = await asyncio.wait_for(request, timeout=30)
+    assert r.status_code == 500 and r.json()["error"]["type"] == "server_error"
+    async with stack.sessions() as s:
+        status = (await s.execute(text("SELECT status FROM compactions WHERE id = :id"), {"id": cid})).scalar_one()
+    assert status == "failed"
+
+
+async def _true(value: bool) -> bool:
+    return value

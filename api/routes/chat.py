@@ -15,12 +15,12 @@ from openai.types.chat import ChatCompletion
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from api.deps import AppSettings, Db, Http, Owner, read_json
+from api.prepare import require_model
 from core.contracts import UpstreamFailure
 from core.errors import InvalidRequest, UpstreamError
 from core.ids import new_id
 from core.model_target import ModelTarget
 from core.scripted import scripted_completion
-from db.catalog import resolve_model
 
 router = APIRouter(prefix="/v1/chat", tags=["chat"])
 
@@ -35,10 +35,7 @@ async def chat_completions(request: Request, _: Owner, s: Db, settings: AppSetti
     if not isinstance(body.get("messages"), list):
         raise InvalidRequest("Missing required parameter: 'messages'.", param="messages",
                              code="missing_required_parameter")
-    target = await resolve_model(s, settings, body["model"])
-    if target is None:
-        raise InvalidRequest(f"The model '{body['model']}' does not exist or you do not have access to it.",
-                             param="model", code="model_not_found")
+    target = await require_model(s, settings, body["model"])
     if target.base_url is None:
         return _scripted(body)
     return await _relay(http, target, body, settings.upstream_timeout_seconds)
@@ -84,7 +81,7 @@ async def _relay(http: httpx.AsyncClient, target: ModelTarget, body: dict[str, A
         await resp.aclose()
         if resp.status_code >= 400:
             f = UpstreamFailure.from_body(resp.status_code, content.decode(errors="replace"), resp.reason_phrase)
-            raise UpstreamError(f.status, f.message, type_=f.type, param=f.param, code=f.code)
+            raise UpstreamError.from_failure(f.model_dump(), f.message)
         return Response(content, status_code=resp.status_code, media_type="application/json")
 
     async def chunks() -> AsyncIterator[bytes]:

@@ -12,6 +12,7 @@ from activities.lifecycle import rendered
 from api.deps import Db, Owner, Relay, Service, read_json
 from api.openapi import json_body
 from core.errors import InvalidRequest
+from core.stream_events import compaction_item
 from core.usage import Usage
 from core.wire import CompactRequest, CreateResponseRequest
 from db import responses as db
@@ -56,7 +57,7 @@ async def compact(request: Request, owner: Owner, s: Db, service: Service) -> di
     """Summarize a conversation window into one `compaction` item to continue from (a durable model call)."""
     row = await service.compact(s, owner, await read_json(request))
     return {"id": row.id, "object": "response.compaction", "created_at": int(row.created_at.timestamp()),
-            "output": [{"id": row.id, "type": "compaction", "encrypted_content": row.id}],
+            "output": [compaction_item(row.id)],
             "usage": Usage.model_validate(row).to_wire()}
 
 
