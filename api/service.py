@@ -74,26 +74,26 @@ class ResponseService:
     async def create(self, s: AsyncSession, owner_id: str, body: Any, idempotency_key: str | None) -> Response:
         """Validate, store the response and its input, and start its workflow."""
         p = await prepare(s, self.settings, owner_id, body, idempotency_key)
-        row = p.row
-        if p.is_new:
+        row, is_new = p.row, p.is_new
+        if is_new:
             s.add(row)
             try:
                 await s.flush()
                 db.add_items(s, row.id, owner_id, "input", p.items, 0)
                 await s.commit()
             except IntegrityError:
-                # The same Idempotency-Key raced us; answer with the response it created.
+                # The same Idempotency-Key raced us: attach to the response it created, like a later retry would
+                # (its workflow may not be started yet; starting it again is a no-op).
                 await s.rollback()
                 existing = await db.get_response(s, row.id)
                 if existing is None:
                     raise
-                await s.commit()
-                return same_request(existing, row.request_hash)
-        else:
+                row, is_new = same_request(existing, row.request_hash), False
+        if not is_new:
             await s.commit()
             if row.status in TERMINAL_STATUSES:
                 return row
-        await self._start(s, row, p.request, delete_on_failure=p.is_new)
+        await self._start(s, row, p.request, delete_on_failure=is_new)
         return row
 
     async def _start(self, s: AsyncSession, row: Response, req: CreateResponseRequest, *,

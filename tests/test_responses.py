@@ -1,10 +1,15 @@
 """Responses through the real stack: answers, tool loops, client-side tools, background, idempotency."""
 
 import asyncio
+import contextlib
 import json
 from datetime import datetime
 from typing import Any
 
+import pytest
+
+from api import service as service_module
+from api.service import ResponseService
 from tests.conftest import Stack
 from tests.helpers import create, eventually, text_of
 from tests.scripted_upstream import Reply, ToolBehaviour
@@ -194,6 +199,47 @@ async def test_idempotency_key_returns_the_same_response(stack: Stack) -> None:
     key2 = await stack.new_key()
     mine = await stack.call("POST", "/v1/responses", key2, payload, headers=dict(headers))
     assert mine.status_code == 200 and mine.json()["id"] != first.json()["id"]
+
+
+async def test_the_request_that_loses_an_idempotency_race_waits_for_the_workflow_not_its_absence(
+        stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Both requests pass validation before either stores the row, so one loses the insert; the winner then starts
+    # the workflow only after the loser's wait is over. The loser must not wait on a workflow nobody started.
+    validated, a_wait_ended = asyncio.Event(), asyncio.Event()
+    real_prepare, real_start, real_wait = service_module.prepare, ResponseService._start, ResponseService.wait
+    prepared = 0
+
+    async def prepare_together(*args: Any) -> Any:
+        nonlocal prepared
+        result = await real_prepare(*args)
+        prepared += 1
+        if prepared == 2:
+            validated.set()
+        await asyncio.wait_for(validated.wait(), timeout=10)
+        return result
+
+    async def winner_starts_late(self: ResponseService, *args: Any, delete_on_failure: bool) -> None:
+        if delete_on_failure:  # the request whose insert won
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(a_wait_ended.wait(), timeout=10)
+        await real_start(self, *args, delete_on_failure=delete_on_failure)
+
+    async def wait_then_signal(self: ResponseService, *args: Any) -> Any:
+        try:
+            return await real_wait(self, *args)
+        finally:
+            a_wait_ended.set()
+
+    monkeypatch.setattr(service_module, "prepare", prepare_together)
+    monkeypatch.setattr(ResponseService, "_start", winner_starts_late)
+    monkeypatch.setattr(ResponseService, "wait", wait_then_signal)
+    model = await stack.model(Reply(text="once"))
+    key = await stack.new_key()
+    payload, headers = {"model": model, "input": "hi"}, {"Idempotency-Key": "race-1"}
+    first, second = await asyncio.gather(*(stack.call("POST", "/v1/responses", key, payload, headers=dict(headers))
+                                           for _ in range(2)))
+    assert (first.status_code, second.status_code) == (200, 200), (first.text, second.text)
+    assert first.json()["id"] == second.json()["id"] and len(stack.upstream.scripts[model].requests) == 1
 
 
 async def test_delete_removes_response_items_and_steps(stack: Stack) -> None:
