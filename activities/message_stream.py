@@ -46,7 +46,7 @@ class MessageStream:
         self.ticker: asyncio.Task[None] | None = None
         self.summary_mode = summary_mode
         self.reasoning = ""
-        self.reasoning_done = prior.reasoning_shown
+        self.reasoning_done = self.reasoning_shown_before = prior.reasoning_shown
 
     async def __aenter__(self) -> "MessageStream":
         self.ticker = asyncio.create_task(self._tick())
@@ -80,9 +80,24 @@ class MessageStream:
             self.reasoning_done = True
             if self.current is not None:
                 return  # an earlier attempt's answer is on screen already: reasoning cannot go before it
-            item = reasoning_item(new_id("rs"), text, reasoning_summary(text, self.summary_mode))
-            if await self._store_shown(item, reasoning_events(self.next_index, item)):
-                self.next_index += 1
+            await self._show(reasoning_item(new_id("rs"), text, reasoning_summary(text, self.summary_mode)))
+
+    async def show_item(self, item: dict[str, Any]) -> bool:
+        """Show a reasoning item an upstream finished, unchanged, before this step's answer. Whether the step is done
+        with it: shown, or left out because an earlier attempt showed its own (as show_reasoning does). False when
+        the answer is on screen already: it then goes with the step's final items."""
+        async with self.lock:
+            if self.reasoning_shown_before:
+                return True
+            if self.current is not None:
+                return False
+            return await self._show(item)
+
+    async def _show(self, item: dict[str, Any]) -> bool:
+        shown = await self._store_shown(item, reasoning_events(self.next_index, item))
+        if shown:
+            self.next_index += 1
+        return shown
 
     async def _store_shown(self, item: dict[str, Any], events: list[dict[str, Any]]) -> bool:
         """Store an item this step has shown whole, with its events, in one transaction; False once it ended."""
@@ -141,8 +156,10 @@ class MessageStream:
                 await s.commit()
             self.current.sent += chunk
 
-    async def finish(self, full_text: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
-        """After the upstream finished: (message items, closing events, index after them)."""
+    async def finish(self, full_text: str, item: dict[str, Any] | None = None,
+                     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+        """After the upstream finished: (message items, closing events, index after them). `item`: the upstream's
+        finished message, kept whole (annotations, logprobs) under the id this stream gave it."""
         await self.show_reasoning()
         if self.current is not None and not self.reconciler.agrees_at_end():
             await self._restart()
@@ -150,5 +167,6 @@ class MessageStream:
         if self.current is None:
             return [], [], self.next_index
         cur = self.current
-        return ([message_item(cur.item_id, full_text, "completed")],
-                message_closed(cur.item_id, cur.output_index, full_text, "completed"), self.next_index)
+        done = ({**item, "id": cur.item_id, "status": "completed"} if item is not None
+                else message_item(cur.item_id, full_text, "completed"))
+        return [done], message_closed(cur.item_id, cur.output_index, full_text, "completed", done), self.next_index

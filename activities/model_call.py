@@ -13,7 +13,15 @@ from temporalio.exceptions import ApplicationError
 from activities.heartbeat import heartbeating
 from activities.lifecycle import move_status
 from activities.message_stream import MessageStream
-from activities.upstream import complete, model_unavailable, stream_chat_completion, upstream_error
+from activities.upstream import (
+    TERMINAL_UPSTREAM_EVENTS,
+    complete,
+    create_response,
+    model_unavailable,
+    stream_chat_completion,
+    stream_response,
+    upstream_error,
+)
 from core.context_window import fit_messages
 from core.contracts import ModelCallInput, ModelTurn, ToolCallRef, UpstreamFailure
 from core.convert import (
@@ -26,9 +34,10 @@ from core.convert import (
 )
 from core.metrics import Metrics
 from core.model_target import ModelTarget
+from core.responses_items import ENCRYPTED_REASONING, context_to_input, finish_reason, is_pending_call, output_to_items
 from core.settings import Settings
 from core.status import ResponseStatus
-from core.stream_events import PriorStep, call_events
+from core.stream_events import PriorStep, call_events, item_events
 from core.usage import Usage
 from db import responses as db
 from db.catalog import resolve_model
@@ -38,22 +47,55 @@ from db.events import step_events
 LOGPROBS = "message.output_text.logprobs"  # the `include` value that asks for them
 
 
+# Request fields an upstream gets as they are, whichever API it speaks.
+FORWARDED = ("temperature", "top_p", "user", "safety_identifier", "prompt_cache_key", "prompt_cache_retention")
+
+
+def turn_tool_choice(request: dict[str, Any], turn: int) -> Any:
+    """The request's tool_choice for this turn: a forced choice applies to the first turn only (forcing it again
+    would loop forever)."""
+    choice = request.get("tool_choice", "auto")
+    return "auto" if turn > 1 and choice != "none" else choice
+
+
+def build_responses_payload(request: dict[str, Any], target: ModelTarget, context: list[dict[str, Any]],
+                            summaries: dict[str, str], turn: int) -> dict[str, Any]:
+    """The request to a native Responses upstream for this turn: stateless (`store: false`, the whole context as
+    input) and with reasoning made portable, so its items can come back to it in the next turn."""
+    payload: dict[str, Any] = {
+        "model": target.upstream_model, "store": False,
+        "input": context_to_input(context, summaries, cache_control=target.cache_control),
+        "include": sorted({*(request.get("include") or []), ENCRYPTED_REASONING}),
+    }
+    if request.get("_model_tools"):
+        payload["tools"] = request["_model_tools"]
+        payload["tool_choice"] = turn_tool_choice(request, turn)
+        payload["parallel_tool_calls"] = request.get("parallel_tool_calls", True)
+    for key in ("instructions", "max_output_tokens", "text", "reasoning", "truncation", "top_logprobs", *FORWARDED):
+        if request.get(key) is not None:
+            payload[key] = request[key]
+    return payload
+
+
+@dataclass
+class StepOutput:
+    """What one model call produced: the step's final items, their stream events, how it ended, its usage."""
+
+    items: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+    finish_reason: str | None
+    usage: Usage
+
+
 def build_payload(request: dict[str, Any], target: ModelTarget, messages: list[dict[str, Any]],
                   turn: int) -> dict[str, Any]:
     """The chat-completions request for this turn."""
     payload: dict[str, Any] = {"model": target.upstream_model, "messages": messages}
     if request.get("_model_tools"):
         payload["tools"] = tools_to_chat(request["_model_tools"])
-        choice = request.get("tool_choice", "auto")
-        # A forced choice applies to the first turn only; forcing it again would loop forever.
-        if turn > 1 and choice != "none":
-            choice = "auto"
-        payload["tool_choice"] = tool_choice_to_chat(choice)
+        payload["tool_choice"] = tool_choice_to_chat(turn_tool_choice(request, turn))
         payload["parallel_tool_calls"] = request.get("parallel_tool_calls", True)
-    for ours, theirs in (("max_output_tokens", "max_tokens"), ("temperature", "temperature"),
-                         ("top_p", "top_p"), ("user", "user"), ("safety_identifier", "safety_identifier"),
-                         ("prompt_cache_key", "prompt_cache_key"),
-                         ("prompt_cache_retention", "prompt_cache_retention")):
+    for ours, theirs in (("max_output_tokens", "max_tokens"), *((k, k) for k in FORWARDED)):
         if request.get(ours) is not None:
             payload[theirs] = request[ours]
     response_format = response_format_to_chat(request.get("text"))
@@ -125,11 +167,6 @@ class ModelCallActivity:
         if target is None:
             raise model_unavailable(response.model)
         request = response.request
-        messages = items_to_messages(request.get("instructions"), context, summaries,
-                                     cache_control=target.cache_control)
-        payload = build_payload(request, target, messages, inp.turn)
-        if target.context_window:
-            payload["messages"] = fit_window(request, target.context_window, messages, payload.get("tools"))
         summary_mode = (request.get("reasoning") or {}).get("summary")
         stream = None
         if request.get("stream"):
@@ -137,7 +174,16 @@ class ModelCallActivity:
                                    self.settings.stream_coalesce_ms / 1000, summary_mode=summary_mode)
         started = time.monotonic()
         try:
-            completion = await heartbeating(self._complete(target, payload, stream))
+            if target.api == "responses":
+                payload = build_responses_payload(request, target, context, summaries, inp.turn)
+                step = await heartbeating(self._respond(target, payload, request, stream))
+            else:
+                payload = build_payload(request, target, items_to_messages(
+                    request.get("instructions"), context, summaries, cache_control=target.cache_control), inp.turn)
+                if target.context_window:
+                    payload["messages"] = fit_window(request, target.context_window, payload["messages"],
+                                                     payload.get("tools"))
+                step = await heartbeating(self._chat(target, payload, request, stream))
         except ApplicationError as exc:
             status = exc.details[0].get("status", 0) if exc.details and isinstance(exc.details[0], dict) else 0
             self.metrics.model_call_errors.labels(response.model, str(status)).inc()
@@ -147,33 +193,70 @@ class ModelCallActivity:
             raise
         finally:
             self.metrics.model_call_seconds.labels(response.model).observe(time.monotonic() - started)
-        choice = completion["choices"][0]
-        items = completion_to_items(choice.get("message") or {}, set(request.get("_server_tools", [])),
-                                    summary_mode=summary_mode, logprobs=(choice.get("logprobs") or {}).get("content"))
-        calls = [i for i in items if i["type"] in ("function_call", "mcp_call")]
-        events: list[dict[str, Any]] = []
-        partials, first_call_index = 0, inp.output_index + len(items) - len(calls)
-        if stream is not None:
-            message_items, events, first_call_index = await stream.finish(choice["message"].get("content") or "")
-            items = message_items + calls
-            events += [e for j, c in enumerate(calls) for e in call_events(first_call_index + j, c)]
-            partials = stream.stored_partials
-        usage = Usage.from_chat(completion.get("usage"))
-        self.metrics.tokens.labels(response.model, "input").inc(usage.input_tokens)
-        self.metrics.tokens.labels(response.model, "output").inc(usage.output_tokens)
+        self.metrics.tokens.labels(response.model, "input").inc(step.usage.input_tokens)
+        self.metrics.tokens.labels(response.model, "output").inc(step.usage.output_tokens)
+        partials = stream.stored_partials if stream is not None else 0
+        first = inp.output_index + partials  # the output index of the step's first final item
         turn = ModelTurn(
             seq=inp.seq,
             tool_calls=[ToolCallRef(call_id=c["id"] if c["type"] == "mcp_call" else c["call_id"], name=c["name"],
-                                    server_side=c["type"] == "mcp_call", output_index=first_call_index + j)
-                        for j, c in enumerate(calls)],
-            finish_reason=choice.get("finish_reason"),
-            output_items=partials + len(items),
-            usage=usage,
+                                    server_side=c["type"] == "mcp_call", output_index=first + k)
+                        for k, c in enumerate(step.items) if is_pending_call(c)],
+            finish_reason=step.finish_reason,
+            output_items=partials + len(step.items),
+            usage=step.usage,
         )
         async with self.sessions() as s:
-            await db.complete_step(s, inp.response_id, inp.seq, items=items, result=turn.model_dump(), usage=usage,
-                                   first_index=partials, events=events)
+            await db.complete_step(s, inp.response_id, inp.seq, items=step.items, result=turn.model_dump(),
+                                   usage=step.usage, first_index=partials, events=step.events)
         return turn
+
+    async def _chat(self, target: ModelTarget, payload: dict[str, Any], request: dict[str, Any],
+                    stream: MessageStream | None) -> StepOutput:
+        """A turn over chat completions: the completion's message as items."""
+        completion = await self._complete(target, payload, stream)
+        choice = completion["choices"][0]
+        items = completion_to_items(choice.get("message") or {}, set(request.get("_server_tools", [])),
+                                    summary_mode=(request.get("reasoning") or {}).get("summary"),
+                                    logprobs=(choice.get("logprobs") or {}).get("content"))
+        events: list[dict[str, Any]] = []
+        if stream is not None:
+            calls = [i for i in items if is_pending_call(i)]
+            items, events, index = await stream.finish(choice["message"].get("content") or "")
+            events += [e for j, c in enumerate(calls) for e in call_events(index + j, c)]
+            items += calls
+        return StepOutput(items, events, choice.get("finish_reason"), Usage.from_chat(completion.get("usage")))
+
+    async def _respond(self, target: ModelTarget, payload: dict[str, Any], request: dict[str, Any],
+                       stream: MessageStream | None) -> StepOutput:
+        """A turn over a native Responses upstream: its output items, passed through (see core.responses_items)."""
+        timeout = self.settings.upstream_timeout_seconds
+        server_tools = set(request.get("_server_tools", []))
+        if stream is None:
+            result = await create_response(self.http, target, payload, timeout)
+            return StepOutput(output_to_items(result["output"], server_tools), [], finish_reason(result),
+                              Usage.from_responses(result.get("usage")))
+        shown: set[str] = set()  # reasoning items the stream is done with as they finished
+        result = {}
+        async with stream:
+            async for event in stream_response(self.http, target, payload, timeout):
+                kind = event.get("type")
+                if kind == "response.output_text.delta":
+                    await stream.text(event.get("delta") or "")
+                elif kind == "response.output_item.done" and (event.get("item") or {}).get("type") == "reasoning":
+                    if await stream.show_item(event["item"]):
+                        shown.add(event["item"].get("id"))
+                elif kind in TERMINAL_UPSTREAM_EVENTS:
+                    result = event["response"]
+        rest = [i for i in output_to_items(result["output"], server_tools) if i.get("id") not in shown]
+        messages = [i for i in rest if i.get("type") == "message"]
+        text = "".join(p.get("text") or "" for m in messages for p in m.get("content") or []
+                       if p.get("type") == "output_text")
+        items, events, index = await stream.finish(text, messages[0] if len(messages) == 1 else None)
+        rest = [i for i in rest if i.get("type") != "message"]
+        events += [e for j, item in enumerate(rest)
+                   for e in item_events(index + j, item, pending_call=is_pending_call(item))]
+        return StepOutput(items + rest, events, finish_reason(result), Usage.from_responses(result.get("usage")))
 
     async def _complete(self, target: ModelTarget, payload: dict[str, Any],
                         stream: MessageStream | None) -> dict[str, Any]:

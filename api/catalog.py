@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import Conflict, NotFound
+from core.model_target import UpstreamApi
 from db import catalog
 from db.tables import Tool, UpstreamModel
 
@@ -35,6 +36,8 @@ class NewModel(BaseModel):
     api_key: str | None = None
     context_window: int | None = Field(None, ge=1, description="tokens; enables the truncation checks")
     cache_control: bool = Field(False, description="the upstream takes cache_control breakpoints on content parts")
+    api: UpstreamApi = Field("chat", description="what the upstream speaks: `chat` (/chat/completions) or "
+                                                 "`responses` (its own /responses; items pass through unchanged)")
 
     _url = field_validator("base_url")(_http_url)
 
@@ -62,7 +65,7 @@ class NewTool(BaseModel):
 def model_json(row: UpstreamModel) -> dict[str, Any]:
     """A registered alias as the admin API shows it (the key omitted)."""
     return {"alias": row.alias, "base_url": row.base_url, "upstream_model": row.upstream_model,
-            "context_window": row.context_window, "cache_control": row.cache_control}
+            "context_window": row.context_window, "cache_control": row.cache_control, "api": row.api}
 
 
 def tool_json(row: Tool) -> dict[str, Any]:
@@ -95,8 +98,7 @@ async def revoke_key(s: AsyncSession, key_id: str) -> dict[str, Any]:
 
 async def add_model(s: AsyncSession, new: NewModel) -> dict[str, Any]:
     """Register (or replace) a model alias."""
-    return model_json(await catalog.add_model(s, new.alias, new.base_url, new.upstream_model, new.api_key,
-                                              new.context_window, new.cache_control))
+    return model_json(await catalog.add_model(s, **new.model_dump()))
 
 
 async def list_models(s: AsyncSession) -> list[dict[str, Any]]:

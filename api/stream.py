@@ -101,12 +101,15 @@ class EventRelay:
                             # The terminal event commits with the status, possibly just after the first read.
                             events = await events_after(s, response_id, after)
                 for event in events:
+                    terminal = event["type"] in TERMINAL_EVENT_TYPES
+                    if terminal and discard_at_end:
+                        # Before sending: a client that hangs up once it has the terminal event (as an agentrunner
+                        # upstream client does) would otherwise cancel us before the delete.
+                        async with self.sessions() as s:
+                            await db.delete_response(s, response_id)
                     yield ServerSentEvent(json.dumps(event, separators=(",", ":")), event=event["type"])
                     after = event["sequence_number"]
-                    if event["type"] in TERMINAL_EVENT_TYPES:
-                        if discard_at_end:
-                            async with self.sessions() as s:
-                                await db.delete_response(s, response_id)
+                    if terminal:
                         return
                 if ended:
                     return  # deleted meanwhile, or ended and everything is sent

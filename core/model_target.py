@@ -1,8 +1,14 @@
 """Where a model alias goes: the built-in scripted model, or an OpenAI-compatible HTTP upstream."""
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from core.settings import Settings
+
+# The API an upstream speaks: chat completions (translated to and from Responses items), or the Responses API
+# itself, whose items then pass through unchanged.
+UpstreamApi = Literal["chat", "responses"]
+UPSTREAM_APIS: tuple[str, ...] = get_args(UpstreamApi)
 
 
 @dataclass(frozen=True)
@@ -15,11 +21,17 @@ class ModelTarget:
     api_key: str | None
     context_window: int | None = None  # tokens, when the alias was registered with one
     cache_control: bool = False  # the upstream takes cache_control breakpoints on content parts
+    api: UpstreamApi = "chat"
 
     @property
     def completions_url(self) -> str:
         """The upstream's chat completions endpoint."""
         return f"{self.base_url}/chat/completions"
+
+    @property
+    def responses_url(self) -> str:
+        """The upstream's own Responses endpoint (an alias registered with api "responses")."""
+        return f"{self.base_url}/responses"
 
     @property
     def headers(self) -> dict[str, str]:

@@ -50,14 +50,17 @@ def text_delta(item_id: str, index: int, delta: str) -> dict[str, Any]:
             "delta": delta, "logprobs": []}
 
 
-def message_closed(item_id: str, index: int, text: str, status: str) -> list[dict[str, Any]]:
-    """output_text.done, content_part.done and output_item.done for a streamed message."""
-    part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+def message_closed(item_id: str, index: int, text: str, status: str,
+                   item: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """output_text.done, content_part.done and output_item.done for a streamed message (`item`: the finished item,
+    when it is more than its text)."""
+    item = item or message_item(item_id, text, status)
+    part = item["content"][0] if len(item["content"]) == 1 else message_item(item_id, text, status)["content"][0]
     return [{"type": "response.output_text.done", "item_id": item_id, "output_index": index, "content_index": 0,
-             "text": text, "logprobs": []},
+             "text": text, "logprobs": part.get("logprobs") or []},
             {"type": "response.content_part.done", "item_id": item_id, "output_index": index, "content_index": 0,
              "part": part},
-            item_done(index, message_item(item_id, text, status))]
+            item_done(index, item)]
 
 
 def function_call_events(index: int, item: dict[str, Any]) -> list[dict[str, Any]]:
@@ -83,13 +86,16 @@ def reasoning_item(item_id: str, text: str, summary: str | None) -> dict[str, An
 
 
 def reasoning_events(index: int, item: dict[str, Any]) -> list[dict[str, Any]]:
-    """A whole reasoning item: added empty, its text (one delta, done), each summary part, then item done."""
-    item_id, text = item["id"], item["content"][0]["text"]
-    events = [item_added(index, {**item, "summary": [], "content": []}),
-              {"type": "response.reasoning_text.delta", "item_id": item_id, "output_index": index,
-               "content_index": 0, "delta": text},
-              {"type": "response.reasoning_text.done", "item_id": item_id, "output_index": index,
-               "content_index": 0, "text": text}]
+    """A whole reasoning item: added empty, its text parts (one delta, done), each summary part, then item done.
+
+    An upstream's encrypted reasoning may have no readable text at all: then only added and done.
+    """
+    item_id = item["id"]
+    events = [item_added(index, {**item, "summary": [], "content": []})]
+    for i, part in enumerate(item.get("content") or []):
+        where = {"item_id": item_id, "output_index": index, "content_index": i}
+        events += [{"type": "response.reasoning_text.delta", **where, "delta": part["text"]},
+                   {"type": "response.reasoning_text.done", **where, "text": part["text"]}]
     for i, part in enumerate(item["summary"]):
         where = {"item_id": item_id, "output_index": index, "summary_index": i}
         events += [{"type": "response.reasoning_summary_part.added", **where, "part": {**part, "text": ""}},
@@ -104,6 +110,15 @@ def call_events(index: int, item: dict[str, Any]) -> list[dict[str, Any]]:
     if item["type"] == "mcp_call":
         return [item_added(index, item)]
     return function_call_events(index, item)
+
+
+def item_events(index: int, item: dict[str, Any], *, pending_call: bool = False) -> list[dict[str, Any]]:
+    """The events of an item an upstream gave whole: a call, reasoning, or anything else (added, then done)."""
+    if pending_call:
+        return call_events(index, item)
+    if item.get("type") == "reasoning":
+        return reasoning_events(index, item)
+    return [item_added(index, item), item_done(index, item)]
 
 
 @dataclass

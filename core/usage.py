@@ -34,6 +34,17 @@ class Usage(BaseModel):
                    cached_tokens=int(prompt.get("cached_tokens") or 0), cache_write_tokens=int(written or 0),
                    reasoning_tokens=int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0))
 
+    @classmethod
+    def from_responses(cls, usage: dict[str, Any] | None) -> "Usage":
+        """From a Responses upstream's `usage` (the shape `to_wire` gives; absent fields count as 0)."""
+        usage = usage or {}
+        given = usage.get("input_tokens_details") or {}
+        return cls(input_tokens=int(usage.get("input_tokens") or 0),
+                   output_tokens=int(usage.get("output_tokens") or 0),
+                   cached_tokens=int(given.get("cached_tokens") or 0),
+                   cache_write_tokens=int(given.get("cache_write_tokens") or 0),
+                   reasoning_tokens=int((usage.get("output_tokens_details") or {}).get("reasoning_tokens") or 0))
+
     def to_wire(self) -> dict[str, Any]:
         """The Responses API `usage` object."""
         return {"input_tokens": self.input_tokens,

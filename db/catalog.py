@@ -18,7 +18,8 @@ async def resolve_model(session: AsyncSession, settings: Settings, alias: str) -
     """The target of a model alias, or None when nothing serves it."""
     row = await session.get(UpstreamModel, alias)
     if row is not None:
-        return ModelTarget(alias, row.upstream_model, row.base_url, row.api_key, row.context_window, row.cache_control)
+        return ModelTarget(alias, row.upstream_model, row.base_url, row.api_key, row.context_window, row.cache_control,
+                           row.api)  # type: ignore[arg-type]  # the column's CHECK keeps it an UpstreamApi
     return default_target(settings, alias)
 
 
@@ -27,12 +28,12 @@ async def list_models(session: AsyncSession) -> list[UpstreamModel]:
     return list(await session.scalars(select(UpstreamModel).order_by(col(UpstreamModel.alias))))
 
 
-async def add_model(session: AsyncSession, alias: str, base_url: str, upstream_model: str | None,
-                    api_key: str | None, context_window: int | None = None,
-                    cache_control: bool = False) -> UpstreamModel:
+async def add_model(session: AsyncSession, *, alias: str, base_url: str, upstream_model: str | None,
+                    api_key: str | None, context_window: int | None = None, cache_control: bool = False,
+                    api: str = "chat") -> UpstreamModel:
     """Register (or replace) a model alias."""
     values = {"base_url": base_url.rstrip("/"), "upstream_model": upstream_model or alias, "api_key": api_key,
-              "context_window": context_window, "cache_control": cache_control}
+              "context_window": context_window, "cache_control": cache_control, "api": api}
     return await _upsert(session, UpstreamModel, {"alias": alias, **values}, "alias", values)
 
 

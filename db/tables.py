@@ -8,6 +8,7 @@ from sqlalchemy import BigInteger, CheckConstraint, Column, DateTime, Double, In
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
+from core.model_target import UPSTREAM_APIS
 from core.status import OPEN_STATUSES, ResponseStatus
 
 
@@ -48,6 +49,7 @@ class ApiKey(SQLModel, table=True):
 
 class UpstreamModel(SQLModel, table=True):
     __tablename__ = "models"
+    __table_args__ = (CheckConstraint(_in("api", list(UPSTREAM_APIS)), name="models_api_check"),)
     alias: str = Field(primary_key=True, sa_type=Text)
     base_url: str = Field(sa_type=Text)
     upstream_model: str = Field(sa_type=Text)
@@ -55,6 +57,7 @@ class UpstreamModel(SQLModel, table=True):
     created_at: datetime = _now()
     context_window: int | None = None  # tokens; enables truncation checks for the alias
     cache_control: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
+    api: str = Field(default="chat", sa_type=Text, sa_column_kwargs={"server_default": text("'chat'")})
 
 
 class Tool(SQLModel, table=True):

@@ -13,6 +13,7 @@ from api import catalog
 from api.catalog import NewApiKey, NewModel, NewTool
 from core.errors import AgentRunnerError
 from core.logging import configure_logging
+from core.model_target import UPSTREAM_APIS
 from core.process import exit_after_shutdown
 from core.settings import Settings
 from core.temporal import connect_temporal, ensure_search_attributes
@@ -54,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the model's context window in tokens (enables truncation checks)")
     m.add_argument("--cache-control", action="store_true",
                    help="the upstream takes cache_control breakpoints (else they are stripped)")
+    m.add_argument("--api", choices=UPSTREAM_APIS, default="chat",
+                   help="chat: the upstream's /chat/completions; responses: its own /responses (items pass through)")
     admin.add_parser("list-models")
     rm = admin.add_parser("remove-model")
     rm.add_argument("alias")
@@ -86,7 +89,8 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> Any:
                                                                upstream_model=args.upstream_model,
                                                                api_key=args.api_key,
                                                                context_window=args.context_window,
-                                                               cache_control=args.cache_control))
+                                                               cache_control=args.cache_control,
+                                                               api=args.api))
                 case "list-models":
                     return await catalog.list_models(s)
                 case "remove-model":

@@ -148,10 +148,11 @@ class Stack:
         body = await self.admin("POST", "/admin/api-keys", {"owner_id": owner or f"owner-{uuid.uuid4().hex[:8]}"})
         return str(body["key"])
 
-    async def model(self, *replies: Reply, per_turn: bool = False) -> str:
-        """A model alias whose upstream answers with these replies, in order (see Script)."""
+    async def model(self, *replies: Reply, per_turn: bool = False, api: str = "chat") -> str:
+        """A model alias whose upstream answers with these replies, in order (see Script), over `api`."""
         name = self.upstream.script(*replies, per_turn=per_turn)
-        await self.admin("POST", "/admin/models", {"alias": name, "base_url": self.upstream.base_url + "/v1"})
+        await self.admin("POST", "/admin/models", {"alias": name, "base_url": self.upstream.base_url + "/v1",
+                                                   "api": api})
         return name
 
     async def tool(self, behaviour: ToolBehaviour | None = None, *, timeout: float = 10.0,

@@ -1,6 +1,7 @@
 """A scripted OpenAI-compatible upstream and tool server: a real HTTP server the tests program."""
 
 import asyncio
+import base64
 import json
 import re
 import time
@@ -51,11 +52,12 @@ class Script:
     requests: list[dict[str, Any]] = field(default_factory=list)
     aborted: int = 0
     token_times: list[float] = field(default_factory=list)  # monotonic time each streamed token was sent
+    encrypted: list[str] = field(default_factory=list)  # each reasoning `encrypted_content` sent (Responses API)
 
     def reply_for(self, body: dict[str, Any]) -> Reply:
         """The reply to this request."""
         if self.per_turn:
-            index = sum(1 for m in body["messages"] if m["role"] == "assistant")
+            index = assistant_turns(body)
         else:
             index = len(self.requests) - 1
         return self.replies[min(index, len(self.replies) - 1)]
@@ -63,6 +65,19 @@ class Script:
     def tool_messages(self, request_index: int) -> list[dict[str, Any]]:
         """The tool results the model saw in one of its requests."""
         return [m for m in self.requests[request_index]["messages"] if m["role"] == "tool"]
+
+
+def _by_model(item: dict[str, Any]) -> bool:
+    return item.get("type") in ("reasoning", "function_call") or item.get("role") == "assistant"
+
+
+def assistant_turns(body: dict[str, Any]) -> int:
+    """How many model turns a request's conversation holds: assistant messages in a chat request; in a Responses
+    request, runs of items the model produced (reasoning, assistant messages, function calls)."""
+    if "messages" in body:
+        return sum(1 for m in body["messages"] if m["role"] == "assistant")
+    items = body["input"] if isinstance(body["input"], list) else []
+    return sum(1 for i, item in enumerate(items) if _by_model(item) and (i == 0 or not _by_model(items[i - 1])))
 
 
 @dataclass
@@ -94,6 +109,7 @@ class ScriptedUpstream:
         self.tool_hits: dict[str, list[ToolHit]] = {}
         self.app = Starlette(routes=[
             Route("/v1/chat/completions", self._chat, methods=["POST"]),
+            Route("/v1/responses", self._responses, methods=["POST"]),
             Route("/tools/{name}", self._tool, methods=["POST"]),
         ])
         self.base_url = ""
@@ -195,6 +211,70 @@ class ScriptedUpstream:
         yield frame([{"index": 0, "delta": {}, "finish_reason": finish}])
         yield frame([], usage=self._usage(reply))
         yield b"data: [DONE]\n\n"
+
+    async def _responses(self, request: Request) -> Response:
+        """The Responses API, stateless as a `store: false` client uses it; reasoning comes encrypted: an opaque
+        blob unique to each answer, which a client must hand back unchanged."""
+        body = await request.json()
+        script = self.scripts[body["model"]]
+        script.requests.append(body)
+        reply = script.reply_for(body)
+        if reply.delay and not await self._wait_or_abort(request, reply.delay):
+            script.aborted += 1
+            return Response(status_code=499)
+        if reply.status != 200:
+            return JSONResponse(reply.error_body or {"error": {"message": "scripted failure"}},
+                                status_code=reply.status, headers=reply.headers)
+        output: list[dict[str, Any]] = []
+        if reply.reasoning:
+            blob = base64.b64encode(uuid.uuid4().bytes + b"\xfb\xff" + reply.reasoning.encode()).decode()
+            script.encrypted.append(blob)
+            output.append({"id": f"rs_{uuid.uuid4().hex}", "type": "reasoning", "encrypted_content": blob,
+                           "summary": [{"type": "summary_text", "text": reply.reasoning}]})
+        if reply.text is not None:
+            output.append({"id": f"msg_{uuid.uuid4().hex}", "type": "message", "role": "assistant",
+                           "status": "completed", "content": [{"type": "output_text", "text": reply.text,
+                                                               "annotations": [], "logprobs": []}]})
+        output += [{"id": f"fc_{uuid.uuid4().hex}", "type": "function_call", "call_id": f"call_{uuid.uuid4().hex[:12]}",
+                    "name": name, "arguments": json.dumps(args), "status": "completed"}
+                   for name, args in reply.tool_calls]
+        prompt, completion = reply.usage
+        incomplete = reply.finish_reason == "length"
+        result = {"id": f"resp_{uuid.uuid4().hex}", "object": "response", "created_at": int(time.time()),
+                  "model": body["model"], "status": "incomplete" if incomplete else "completed", "error": None,
+                  "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None, "output": output,
+                  "usage": {"input_tokens": prompt, "output_tokens": completion, "total_tokens": prompt + completion,
+                            "input_tokens_details": {"cached_tokens": reply.cache[0]},
+                            "output_tokens_details": {"reasoning_tokens": len((reply.reasoning or "").split())}}}
+        if body.get("stream"):
+            return StreamingResponse(self._response_events(script, reply, result), media_type="text/event-stream")
+        return JSONResponse(result)
+
+    async def _response_events(self, script: Script, reply: Reply, result: dict[str, Any]) -> AsyncIterator[bytes]:
+        seq = iter(range(1_000_000))
+
+        def event(type_: str, **fields: Any) -> bytes:
+            return f"event: {type_}\ndata: {json.dumps({'type': type_, 'sequence_number': next(seq), **fields})}\n\n"\
+                .encode()
+
+        yield event("response.created", response={**result, "status": "in_progress", "output": []})
+        for index, item in enumerate(result["output"]):
+            where = {"item_id": item["id"], "output_index": index}
+            if item["type"] == "message":
+                yield event("response.output_item.added", output_index=index,
+                            item={**item, "status": "in_progress", "content": []})
+                for n, token in enumerate(reply.tokens()):
+                    if reply.drop_after is not None and n >= reply.drop_after:
+                        raise ConnectionAbortedError("scripted mid-stream disconnect")
+                    if reply.token_delay:
+                        await asyncio.sleep(reply.token_delay)
+                    script.token_times.append(time.monotonic())
+                    yield event("response.output_text.delta", **where, content_index=0, delta=token, logprobs=[])
+            else:
+                yield event("response.output_item.added", output_index=index, item=item)
+            yield event("response.output_item.done", output_index=index, item=item)
+        yield event("response.incomplete" if result["status"] == "incomplete" else "response.completed",
+                    response=result)
 
     async def _tool(self, request: Request) -> Response:
         name = request.path_params["name"]

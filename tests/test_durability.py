@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import ADMIN_TOKEN, Stack, StackFactory
 from tests.helpers import create, eventually, free_port, process, text_of
 from tests.scripted_upstream import Reply, ToolBehaviour
+from tests.test_responses_upstream import assert_reasoning_carried, three_step_replies
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -78,6 +79,45 @@ async def test_worker_sigkill_mid_loop_then_new_worker_finishes(make_stack: Stac
         assert [s["kind"] for s in steps] == ["model_call", "tool_call", "tool_call", "model_call", "tool_call",
                                               "model_call"]
         assert steps[3]["attempt"] == 2 and all(s["state"] == "completed" for s in steps)
+
+
+async def test_native_responses_loop_survives_worker_sigkill(make_stack: StackFactory, tmp_path: Path) -> None:
+    """A `--api responses` alias through a 3-step server-side tool loop, its worker killed in the second step: it
+    completes, and each turn's reasoning `encrypted_content` reaches every later turn byte for byte."""
+    async with make_stack(in_process_worker=False) as stack:
+        tool = await stack.tool(ToolBehaviour())
+        replies = three_step_replies(tool)
+        replies[1].delay = 3.0  # the slow step the worker dies in
+        model = await stack.model(*replies, per_turn=True, api="responses")
+        key = await stack.new_key()
+        script = stack.upstream.scripts[model]
+        with process(["-m", "worker"], _env(stack), tmp_path / "worker1.log") as first:
+            body = await create(stack, key, model=model, input="go", tools=[{"type": "function", "name": tool}],
+                                background=True)
+
+            async def in_slow_step() -> bool:
+                await _alive(first)
+                return len(script.requests) == 2
+
+            await eventually(in_slow_step, timeout=60, what="second model call in flight")
+            first.send_signal(signal.SIGKILL)
+            first.wait(timeout=10)
+        with process(["-m", "worker"], _env(stack), tmp_path / "worker2.log") as second:
+            async def finished() -> dict[str, Any] | None:
+                await _alive(second)
+                got = (await stack.call("GET", f"/v1/responses/{body['id']}", key)).json()
+                return got if got["status"] not in ("queued", "in_progress") else None
+
+            final = await eventually(finished, timeout=90, interval=0.2, what="completion after the crash")
+        assert final["status"] == "completed" and text_of(final) == "both looked up", json.dumps(final)[:3000]
+        assert len(script.requests) == 4, "only the interrupted model call is repeated"
+        # The killed call's client hung up before it answered; its retry (same input) answered instead.
+        assert script.aborted == 1 and script.requests[1]["input"] == script.requests[2]["input"]
+        del script.requests[1]
+        assert [i["encrypted_content"] for i in final["output"] if i["type"] == "reasoning"] == script.encrypted
+        assert_reasoning_carried(script.requests, final["output"])
+        assert len(stack.upstream.tool_hits[tool]) == 2
+        assert len({i["id"] for i in final["output"]}) == len(final["output"])
 
 
 async def test_api_restart_while_background_response_runs(stack: Stack, tmp_path: Path) -> None:

@@ -1,0 +1,82 @@
+"""Items for a native Responses upstream: a step's context as its `input`, its `output` as our items.
+
+Items pass through as they are (a reasoning item keeps its `encrypted_content` byte for byte, a message its
+annotations, a client-side function call its ids). Only what is ours is translated: a server-side tool call
+(`mcp_call`, run by us) is a function call plus its output to the upstream, and a `compaction` is the summary we
+stored for it.
+"""
+
+from typing import Any
+
+from core.convert import COMPACTION_PREFIX, SERVER_LABEL, error_text
+from core.ids import new_id
+
+ENCRYPTED_REASONING = "reasoning.encrypted_content"  # the `include` value that makes reasoning portable
+
+
+def _without_cache_control(item: dict[str, Any]) -> dict[str, Any]:
+    parts = item.get("content")
+    if not isinstance(parts, list) or not any(isinstance(p, dict) and "cache_control" in p for p in parts):
+        return item
+    return {**item, "content": [{k: v for k, v in p.items() if k != "cache_control"} for p in parts]}
+
+
+def context_to_input(items: list[dict[str, Any]], summaries: dict[str, str] | None = None, *,
+                     cache_control: bool = False) -> list[dict[str, Any]]:
+    """The `input` a Responses upstream gets for this context (see the module docstring).
+
+    Left out: what comes before the last compaction (it stands for all of it), assistant messages a retried stream
+    closed as incomplete (their replacement follows), and reasoning without `encrypted_content`: it came from a chat
+    upstream, and a Responses upstream given it back would look its id up and fail.
+    """
+    last_compaction = max((i for i, item in enumerate(items) if item.get("type") == "compaction"), default=0)
+    out: list[dict[str, Any]] = []
+    for item in items[last_compaction:]:
+        item = {k: v for k, v in item.items() if not k.startswith("_")}  # our bookkeeping (`_turn`)
+        kind = item.get("type")
+        if kind == "message" and item.get("role") == "assistant" and item.get("status") == "incomplete":
+            continue
+        if kind == "reasoning" and not item.get("encrypted_content"):
+            continue
+        if kind == "mcp_call" and item.get("server_label") == SERVER_LABEL:
+            result = item.get("output") if item.get("error") is None else f"error: {error_text(item['error'])}"
+            out += [{"type": "function_call", "call_id": item["id"], "name": item["name"],
+                     "arguments": item["arguments"]},
+                    {"type": "function_call_output", "call_id": item["id"], "output": result or ""}]
+        elif kind == "compaction":
+            summary = (summaries or {}).get(item["encrypted_content"], "")
+            out.append({"type": "message", "role": "developer", "content": COMPACTION_PREFIX + summary})
+        else:
+            out.append(item if cache_control else _without_cache_control(item))
+    return out
+
+
+def output_to_items(output: list[dict[str, Any]], server_tools: set[str] | frozenset[str]) -> list[dict[str, Any]]:
+    """Our output items for an upstream's `output`: unchanged, except that a function call of a registered tool
+    becomes the `mcp_call` we run (as over chat completions)."""
+    items = []
+    for item in output:
+        if item.get("type") == "function_call" and item.get("name") in server_tools:
+            items.append({"id": new_id("mcp"), "type": "mcp_call", "server_label": SERVER_LABEL,
+                          "name": item["name"], "arguments": item.get("arguments") or "{}", "output": None,
+                          "error": None, "status": "in_progress"})
+        else:
+            items.append(item)
+    return items
+
+
+def is_pending_call(item: dict[str, Any]) -> bool:
+    """Whether an output item is a tool call the loop must act on: a client-side function call (the response
+    ends for the client to run it) or a server-side call we have yet to run."""
+    if item.get("type") == "function_call":
+        return True
+    return item.get("type") == "mcp_call" and item.get("server_label") == SERVER_LABEL \
+        and item.get("status") == "in_progress"
+
+
+def finish_reason(response: dict[str, Any]) -> str:
+    """A Responses result's end as a chat finish_reason, which the loop decides on."""
+    details = response.get("incomplete_details") or {}
+    if response.get("status") == "incomplete" and details.get("reason") == "max_output_tokens":
+        return "length"
+    return "stop"
