@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.emit import response as wire_response
 from core.status import ResponseStatus
 from core.stream_events import TERMINAL_EVENT, lifecycle
 from core.tiers import effective_tier
@@ -54,12 +55,13 @@ def _echo_tool(tool: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_response(row: Response, output: list[dict[str, Any]]) -> dict[str, Any]:
-    """The full Response object, with effective values instead of nulls where clients expect them."""
+    """The full Response object (built as the spec's model), with effective values instead of nulls where clients
+    expect them."""
     req = row.request
     error = None
     if row.error:
         error = {"code": _response_error_code(row.error), "message": row.error.get("message", "")}
-    return {
+    return wire_response({
         "id": row.id,
         "object": "response",
         "created_at": int(row.created_at.timestamp()),
@@ -72,7 +74,6 @@ def render_response(row: Response, output: list[dict[str, Any]]) -> dict[str, An
         "max_output_tokens": req.get("max_output_tokens"),
         "max_tool_calls": req.get("max_tool_calls"),
         "model": row.model,
-        "output": output,
         "parallel_tool_calls": req.get("parallel_tool_calls", True),
         "previous_response_id": row.previous_response_id,
         "reasoning": req.get("reasoning") or {"effort": None, "summary": None},
@@ -93,7 +94,7 @@ def render_response(row: Response, output: list[dict[str, Any]]) -> dict[str, An
         "prompt_cache_retention": req.get("prompt_cache_retention"),
         "metadata": req.get("metadata") or {},
         "usage": Usage.model_validate(row).to_wire(),
-    }
+    }, output)
 
 
 def _response_error_code(error: dict[str, Any]) -> str:

@@ -40,6 +40,7 @@ class MessageStream:
         self.next_index = first_index + prior.closed + (1 if prior.open else 0)
         self.reconciler = TextReconciler(prior.open)
         self.pending = ""
+        self.pending_logprobs: list[dict[str, Any]] = []
         self.coalesce = coalesce_seconds
         self.last_flush = 0.0
         self.lock = asyncio.Lock()
@@ -112,8 +113,8 @@ class MessageStream:
         self.stored_partials += 1
         return True
 
-    async def text(self, delta: str) -> None:
-        """Take one upstream delta."""
+    async def text(self, delta: str, logprobs: list[dict[str, Any]] | None = None) -> None:
+        """Take one upstream delta, with its tokens' logprobs when they were asked for."""
         if self.reasoning:
             await self.show_reasoning()
         send = self.reconciler.feed(delta)
@@ -121,6 +122,8 @@ class MessageStream:
             await self._restart()
         elif send:
             self.pending += send
+            if send == delta:  # a delta only partly new to the client shows its text only
+                self.pending_logprobs += logprobs or []
             if time.monotonic() - self.last_flush >= self.coalesce:
                 await self.flush()
 
@@ -135,13 +138,14 @@ class MessageStream:
                 return
             self.current = None
             self.reconciler = TextReconciler(None)
-            self.pending = self.reconciler.feed(attempt) or ""
+            self.pending, self.pending_logprobs = self.reconciler.feed(attempt) or "", []
 
     async def flush(self) -> None:
         """Write pending text as one delta event (opening the message item first if needed)."""
         async with self.lock:
             # Taken before the write: deltas keep arriving while it is awaited.
             chunk, self.pending = self.pending, ""
+            logprobs, self.pending_logprobs = self.pending_logprobs, []
             if not chunk:
                 return
             events: list[dict[str, Any]] = []
@@ -149,7 +153,7 @@ class MessageStream:
                 self.current = OpenText(new_id("msg"), self.next_index)
                 self.next_index += 1
                 events += message_opened(self.current.item_id, self.current.output_index)
-            events.append(text_delta(self.current.item_id, self.current.output_index, chunk))
+            events.append(text_delta(self.current.item_id, self.current.output_index, chunk, logprobs))
             self.last_flush = time.monotonic()
             async with self.sessions() as s:
                 await append_events(s, self.response_id, events, self.step_seq)

@@ -32,6 +32,7 @@ from core.convert import (
     tool_choice_to_chat,
     tools_to_chat,
 )
+from core.emit import output_item
 from core.metrics import Metrics
 from core.model_target import ModelTarget
 from core.responses_items import ENCRYPTED_REASONING, context_to_input, finish_reason, is_pending_call, output_to_items
@@ -75,6 +76,18 @@ def build_responses_payload(request: dict[str, Any], target: ModelTarget, contex
         if request.get(key) is not None:
             payload[key] = request[key]
     return payload
+
+
+def _items_of(result: dict[str, Any], server_tools: set[str]) -> list[dict[str, Any]]:
+    """A Responses upstream's output as our items; an item the spec has no type for fails the step for good."""
+    try:
+        items = output_to_items(result["output"], server_tools)
+        for item in items:
+            output_item(item)  # checked only: the item itself passes through unchanged
+    except ValueError as exc:  # a pydantic ValidationError is one
+        raise upstream_error(UpstreamFailure(status=502, message=f"upstream output item does not fit the Responses "
+                                                                 f"spec: {str(exc)[:500]}"), retryable=False) from exc
+    return items
 
 
 @dataclass
@@ -222,7 +235,8 @@ class ModelCallActivity:
         events: list[dict[str, Any]] = []
         if stream is not None:
             calls = [i for i in items if is_pending_call(i)]
-            items, events, index = await stream.finish(choice["message"].get("content") or "")
+            message = next((i for i in items if i["type"] == "message"), None)  # with its logprobs
+            items, events, index = await stream.finish(choice["message"].get("content") or "", message)
             events += [e for j, c in enumerate(calls) for e in call_events(index + j, c)]
             items += calls
         return StepOutput(items, events, choice.get("finish_reason"), Usage.from_chat(completion.get("usage")))
@@ -234,7 +248,7 @@ class ModelCallActivity:
         server_tools = set(request.get("_server_tools", []))
         if stream is None:
             result = await create_response(self.http, target, payload, timeout)
-            return StepOutput(output_to_items(result["output"], server_tools), [], finish_reason(result),
+            return StepOutput(_items_of(result, server_tools), [], finish_reason(result),
                               Usage.from_responses(result.get("usage")))
         shown: set[str] = set()  # reasoning items the stream is done with as they finished
         result = {}
@@ -242,13 +256,13 @@ class ModelCallActivity:
             async for event in stream_response(self.http, target, payload, timeout):
                 kind = event.get("type")
                 if kind == "response.output_text.delta":
-                    await stream.text(event.get("delta") or "")
+                    await stream.text(event.get("delta") or "", event.get("logprobs"))
                 elif kind == "response.output_item.done" and (event.get("item") or {}).get("type") == "reasoning":
                     if await stream.show_item(event["item"]):
                         shown.add(event["item"].get("id"))
                 elif kind in TERMINAL_UPSTREAM_EVENTS:
                     result = event["response"]
-        rest = [i for i in output_to_items(result["output"], server_tools) if i.get("id") not in shown]
+        rest = [i for i in _items_of(result, server_tools) if i.get("id") not in shown]
         messages = [i for i in rest if i.get("type") == "message"]
         text = "".join(p.get("text") or "" for m in messages for p in m.get("content") or []
                        if p.get("type") == "output_text")
@@ -270,6 +284,7 @@ class ModelCallActivity:
                         await stream.text(word)
             return completion
         content, finish, usage = "", None, None
+        logprobs: list[dict[str, Any]] = []
         calls: dict[int, dict[str, Any]] = {}
         async with stream:
             async for chunk in stream_chat_completion(self.http, target, payload, timeout):
@@ -280,12 +295,15 @@ class ModelCallActivity:
                     if delta.get("tool_calls"):
                         await stream.show_reasoning()  # before the calls, which come at the end
                     if delta.get("content"):
+                        tokens = (choice.get("logprobs") or {}).get("content") or []
                         content += delta["content"]
-                        await stream.text(delta["content"])
+                        logprobs += tokens
+                        await stream.text(delta["content"], tokens)
                     for call_delta in delta.get("tool_calls") or []:
                         merge_tool_call_delta(calls, call_delta)
                     finish = choice.get("finish_reason") or finish
         message: dict[str, Any] = {"role": "assistant", "content": content or None}
         if calls:
             message["tool_calls"] = [calls[i] for i in sorted(calls)]
-        return {"choices": [{"index": 0, "message": message, "finish_reason": finish}], "usage": usage}
+        return {"choices": [{"index": 0, "message": message, "finish_reason": finish,
+                             "logprobs": {"content": logprobs}}], "usage": usage}

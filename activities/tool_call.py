@@ -11,9 +11,8 @@ from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
 from core.contracts import ToolCallInput, ToolResult
-from core.convert import tool_error
 from core.metrics import Metrics
-from core.stream_events import item_done
+from core.stream_events import item_done, mcp_call_done, tool_error
 from db import responses as db
 from db.catalog import tools_by_name
 from db.tables import Tool
@@ -54,8 +53,7 @@ class ToolCallActivity:
             activity.logger.warning("tool %s failed: %s", inp.name, error)
         result = ToolResult(seq=inp.seq, call_id=inp.call_id, ok=error is None)
         # The call's item is completed in place: clients see one item per server-side call, with its result.
-        done = {**call, "output": output, "error": None if error is None else tool_error(error),
-                "status": "completed" if error is None else "failed"}
+        done = mcp_call_done(call, output, None if error is None else tool_error(error))
         async with self.sessions() as s:
             await db.complete_step(s, inp.response_id, inp.seq, items=[], replace=[done], result=result.model_dump(),
                                    error=error, events=[item_done(inp.output_index, done)])

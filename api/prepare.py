@@ -74,7 +74,7 @@ async def prepare(s: AsyncSession, settings: Settings, owner_id: str, body: Any,
     model_tools, server_tools = await _model_tools(s, req)
     if target.context_window and req.truncation != "auto":
         await _check_window(s, owner_id, req, target.context_window, prev, items, model_tools)
-    request = req.model_dump(mode="json", exclude={"input"})
+    request = req.model_dump(mode="json", exclude={"input", *(req.model_extra or {})})
     request |= {"_model_tools": model_tools, "_server_tools": server_tools}
     row = Response(id=response_id, owner_id=owner_id, status=ResponseStatus.QUEUED, model=req.model, request=request,
                    previous_response_id=req.previous_response_id, idempotency_key=idempotency_key,

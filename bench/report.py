@@ -34,6 +34,8 @@ def markdown(r: dict[str, Any]) -> str:
         lines += _memory(r["memory"])
     if "history" in r:
         lines += _history(r["history"])
+    if "serialization" in r:
+        lines += _serialization(r["serialization"])
     if "profile" in r:
         lines += ["", f"Profiled run: {r['profile']['per_second']:.1f} responses/s with py-spy attached "
                   f"({', '.join(r['profile']['files'])})."]
@@ -113,6 +115,14 @@ def _history(h: dict[str, Any]) -> list[str]:
     return [*lines, "", f"Linear fit: {h['fit']['intercept']:,.0f} B + {h['fit']['slope']:,.0f} B/step "
             f"(r² {h['fit']['r2']:.4f}); a 100 kB answer grows the history by at most "
             f"{_x(h['payload_leak_ratio'])} (the text stays in PostgreSQL)."]
+
+
+def _serialization(ser: dict[str, Any]) -> list[str]:
+    lines = ["", "### 7. Building the wire objects as typed models (openai.types.responses), per response", "",
+             "| workload | objects | p50 | p99 |", "|---|---|---|---|"]
+    names = {"blocking": "blocking, one step", "streamed_3_steps": "streamed, 3 steps, 40 text deltas"}
+    return lines + [f"| {names[k]} | {v['objects']} | {v['p50_us'] / 1000:.2f} ms | {v['p99_us'] / 1000:.2f} ms |"
+                    for k, v in ser.items()]
 
 
 def plots(r: dict[str, Any], out: Path) -> list[Path]:

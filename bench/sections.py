@@ -26,6 +26,7 @@ from bench.measure import (
     timed_response,
     timed_stream,
 )
+from bench.serialization import serialization
 from bench.stack import OurStack, cpu_seconds, machine_cpu_seconds, rss_bytes
 from bench.upstream import TOOL, Behaviour
 from core.settings import Settings
@@ -47,10 +48,11 @@ class Counts:
     in_flight: int = 100
     in_flight_latency_ms: int = 15_000  # long enough that every in-flight response is open at once
     history_steps: tuple[int, ...] = (0, 1, 3, 5, 10)
+    serialization_n: int = 500
 
 
 SMOKE = Counts(single_n=3, slow_n=2, steps=(1, 3), steps_n=2, workers=(1, 2), concurrency=4, window_s=2.0,
-               stream_n=3, in_flight=10, in_flight_latency_ms=3_000, history_steps=(0, 1, 3))
+               stream_n=3, in_flight=10, in_flight_latency_ms=3_000, history_steps=(0, 1, 3), serialization_n=20)
 STREAM = Behaviour(tokens=20, token_delay_ms=20)
 HISTORY_PAD = 100_000
 
@@ -258,6 +260,10 @@ class Bench:
         fit = linear_fit([float(r["steps"]) for r in rows], [float(r["bytes"]) for r in rows])
         return {"rows": rows, "fit": fit,
                 "payload_leak_ratio": max(r["bytes_100kB_answer"] / r["bytes"] for r in rows)}
+
+    async def serialization(self) -> dict[str, Any]:
+        """Building a response's wire objects as typed models, in this process (see bench.serialization)."""
+        return serialization(self.counts.serialization_n)
 
     async def profile(self, stack: OurStack, out: Path) -> dict[str, Any]:
         """py-spy on the API and one worker while a closed loop saturates them."""

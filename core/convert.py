@@ -4,7 +4,7 @@ import json
 from typing import Any
 
 from core.ids import new_id
-from core.stream_events import reasoning_item
+from core.stream_events import function_call_item, mcp_call_item, message_item, reasoning_item
 
 
 def _content_to_chat(parts: list[dict[str, Any]], cache_control: bool) -> str | list[dict[str, Any]]:
@@ -23,14 +23,6 @@ def _content_to_chat(parts: list[dict[str, Any]], cache_control: bool) -> str | 
         if marked and "cache_control" in p:
             out[-1]["cache_control"] = p["cache_control"]
     return out
-
-
-SERVER_LABEL = "agentrunner"
-
-
-def tool_error(message: str) -> dict[str, Any]:
-    """An `mcp_call` item's `error`: the spec's tool execution error carrying the message as text content."""
-    return {"type": "mcp_tool_execution_error", "content": [{"type": "text", "text": message}]}
 
 
 def error_text(error: Any) -> str:
@@ -176,19 +168,13 @@ def completion_to_items(message: dict[str, Any], server_tools: set[str] | frozen
     if isinstance(text, list):
         text = "".join(p.get("text", "") for p in text if isinstance(p, dict))
     if text:
-        items.append({"id": new_id("msg"), "type": "message", "role": "assistant", "status": "completed",
-                      "content": [{"type": "output_text", "text": text, "annotations": [],
-                                   "logprobs": logprobs or []}]})
+        items.append(message_item(new_id("msg"), text, "completed", logprobs))
     for call in message.get("tool_calls") or []:
         fn = call.get("function") or {}
         args = fn.get("arguments")
         if not isinstance(args, str):
             args = json.dumps(args or {})
         name = fn.get("name", "")
-        if name in server_tools:
-            items.append({"id": new_id("mcp"), "type": "mcp_call", "server_label": SERVER_LABEL, "name": name,
-                          "arguments": args, "output": None, "error": None, "status": "in_progress"})
-        else:
-            items.append({"id": new_id("fc"), "type": "function_call", "call_id": call.get("id") or new_id("call"),
-                          "name": name, "arguments": args, "status": "completed"})
+        items.append(mcp_call_item(name, args) if name in server_tools
+                     else function_call_item(call.get("id") or new_id("call"), name, args))
     return items

@@ -8,8 +8,8 @@ stored for it.
 
 from typing import Any
 
-from core.convert import COMPACTION_PREFIX, SERVER_LABEL, error_text
-from core.ids import new_id
+from core.convert import COMPACTION_PREFIX, error_text
+from core.stream_events import SERVER_LABEL, mcp_call_item
 
 ENCRYPTED_REASONING = "reasoning.encrypted_content"  # the `include` value that makes reasoning portable
 
@@ -54,15 +54,9 @@ def context_to_input(items: list[dict[str, Any]], summaries: dict[str, str] | No
 def output_to_items(output: list[dict[str, Any]], server_tools: set[str] | frozenset[str]) -> list[dict[str, Any]]:
     """Our output items for an upstream's `output`: unchanged, except that a function call of a registered tool
     becomes the `mcp_call` we run (as over chat completions)."""
-    items = []
-    for item in output:
-        if item.get("type") == "function_call" and item.get("name") in server_tools:
-            items.append({"id": new_id("mcp"), "type": "mcp_call", "server_label": SERVER_LABEL,
-                          "name": item["name"], "arguments": item.get("arguments") or "{}", "output": None,
-                          "error": None, "status": "in_progress"})
-        else:
-            items.append(item)
-    return items
+    return [mcp_call_item(item["name"], item.get("arguments") or "{}")
+            if item.get("type") == "function_call" and item.get("name") in server_tools else item
+            for item in output]
 
 
 def is_pending_call(item: dict[str, Any]) -> bool:

@@ -9,6 +9,12 @@ as `incomplete` with exactly the text the client saw, and the new attempt's answ
 from dataclasses import dataclass
 from typing import Any
 
+from openai import BaseModel as WireModel
+from openai.types import responses as ev
+from openai.types.responses.response_output_item import McpCall
+
+from core.emit import dump, event
+from core.ids import new_id
 from core.status import ResponseStatus
 
 # The Responses stream has no "cancelled" event, and strict clients reject unknown event types; a cancelled
@@ -18,36 +24,50 @@ TERMINAL_EVENT = {ResponseStatus.COMPLETED: "response.completed", ResponseStatus
 TERMINAL_EVENT_TYPES = frozenset(TERMINAL_EVENT.values())
 
 
+SERVER_LABEL = "agentrunner"  # the server_label of our server-side tool calls (`mcp_call` items)
+
+_LIFECYCLE: dict[str, type[WireModel]] = {
+    "response.created": ev.ResponseCreatedEvent, "response.in_progress": ev.ResponseInProgressEvent,
+    "response.completed": ev.ResponseCompletedEvent, "response.failed": ev.ResponseFailedEvent,
+    "response.incomplete": ev.ResponseIncompleteEvent}
+
+
 def lifecycle(type_: str, response: dict[str, Any]) -> dict[str, Any]:
     """response.created / in_progress / completed / failed / incomplete."""
-    return {"type": type_, "response": response}
+    return event(_LIFECYCLE[type_], type=type_, response=response)
 
 
-def message_item(item_id: str, text: str, status: str) -> dict[str, Any]:
+def _text(text: str, logprobs: list[dict[str, Any]] | None = None) -> ev.ResponseOutputText:
+    return ev.ResponseOutputText(type="output_text", text=text, annotations=[], logprobs=logprobs or [])
+
+
+def message_item(item_id: str, text: str, status: str, logprobs: list[dict[str, Any]] | None = None,
+                 ) -> dict[str, Any]:
     """An assistant message item with one output_text part."""
-    return {"id": item_id, "type": "message", "role": "assistant", "status": status,
-            "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]}
+    return dump(ev.ResponseOutputMessage(id=item_id, type="message", role="assistant", status=status,
+                                         content=[_text(text, logprobs)]))
 
 
 def item_added(index: int, item: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "response.output_item.added", "output_index": index, "item": item}
+    return event(ev.ResponseOutputItemAddedEvent, type="response.output_item.added", output_index=index, item=item)
 
 
 def item_done(index: int, item: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "response.output_item.done", "output_index": index, "item": item}
+    return event(ev.ResponseOutputItemDoneEvent, type="response.output_item.done", output_index=index, item=item)
 
 
 def message_opened(item_id: str, index: int) -> list[dict[str, Any]]:
     """output_item.added (empty, in progress) then content_part.added."""
     return [item_added(index, {"id": item_id, "type": "message", "role": "assistant", "status": "in_progress",
                                "content": []}),
-            {"type": "response.content_part.added", "item_id": item_id, "output_index": index, "content_index": 0,
-             "part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []}}]
+            event(ev.ResponseContentPartAddedEvent, type="response.content_part.added", item_id=item_id,
+                  output_index=index, content_index=0, part=_text(""))]
 
 
-def text_delta(item_id: str, index: int, delta: str) -> dict[str, Any]:
-    return {"type": "response.output_text.delta", "item_id": item_id, "output_index": index, "content_index": 0,
-            "delta": delta, "logprobs": []}
+def text_delta(item_id: str, index: int, delta: str, logprobs: list[dict[str, Any]] | None = None,
+               ) -> dict[str, Any]:
+    return event(ev.ResponseTextDeltaEvent, type="response.output_text.delta", item_id=item_id, output_index=index,
+                 content_index=0, delta=delta, logprobs=logprobs or [])
 
 
 def message_closed(item_id: str, index: int, text: str, status: str,
@@ -56,33 +76,58 @@ def message_closed(item_id: str, index: int, text: str, status: str,
     when it is more than its text)."""
     item = item or message_item(item_id, text, status)
     part = item["content"][0] if len(item["content"]) == 1 else message_item(item_id, text, status)["content"][0]
-    return [{"type": "response.output_text.done", "item_id": item_id, "output_index": index, "content_index": 0,
-             "text": text, "logprobs": part.get("logprobs") or []},
-            {"type": "response.content_part.done", "item_id": item_id, "output_index": index, "content_index": 0,
-             "part": part},
+    where = {"item_id": item_id, "output_index": index, "content_index": 0}
+    return [event(ev.ResponseTextDoneEvent, type="response.output_text.done", **where, text=text,
+                  logprobs=part.get("logprobs") or []),
+            event(ev.ResponseContentPartDoneEvent, type="response.content_part.done", **where, part=part),
             item_done(index, item)]
+
+
+def function_call_item(call_id: str, name: str, arguments: str) -> dict[str, Any]:
+    """A call of a client-side function tool, for the client to run."""
+    return dump(ev.ResponseFunctionToolCall(id=new_id("fc"), type="function_call", call_id=call_id, name=name,
+                                            arguments=arguments, status="completed"))
+
+
+def mcp_call_item(name: str, arguments: str) -> dict[str, Any]:
+    """A call of a registered tool, which the server runs: in progress until its tool step completes it."""
+    return dump(McpCall(id=new_id("mcp"), type="mcp_call", server_label=SERVER_LABEL, name=name,
+                           arguments=arguments, output=None, error=None, status="in_progress"))
+
+
+def tool_error(message: str) -> dict[str, Any]:
+    """An `mcp_call` item's `error`: the spec's tool execution error carrying the message as text content."""
+    return {"type": "mcp_tool_execution_error", "content": [{"type": "text", "text": message}]}
+
+
+def mcp_call_done(call: dict[str, Any], output: str | None, error: dict[str, Any] | None) -> dict[str, Any]:
+    """A server-side call completed in place with its tool's output, or failed with the tool's error."""
+    return dump(McpCall.model_validate({**call, "output": output, "error": error,
+                                           "status": "completed" if error is None else "failed"}))
 
 
 def function_call_events(index: int, item: dict[str, Any]) -> list[dict[str, Any]]:
     """A whole function call: added with empty arguments, one arguments delta, done, item done."""
+    where = {"item_id": item["id"], "output_index": index}
     return [item_added(index, {**item, "arguments": "", "status": "in_progress"}),
-            {"type": "response.function_call_arguments.delta", "item_id": item["id"], "output_index": index,
-             "delta": item["arguments"]},
-            {"type": "response.function_call_arguments.done", "item_id": item["id"], "output_index": index,
-             "name": item["name"], "arguments": item["arguments"]},
+            event(ev.ResponseFunctionCallArgumentsDeltaEvent, type="response.function_call_arguments.delta", **where,
+                  delta=item["arguments"]),
+            event(ev.ResponseFunctionCallArgumentsDoneEvent, type="response.function_call_arguments.done", **where,
+                  name=item["name"], arguments=item["arguments"]),
             item_done(index, item)]
 
 
 def compaction_item(compaction_id: str) -> dict[str, Any]:
     """A compaction item: its opaque `encrypted_content` is the id of the stored summary (owner-scoped)."""
-    return {"id": compaction_id, "type": "compaction", "encrypted_content": compaction_id}
+    return dump(ev.ResponseCompactionItem(id=compaction_id, type="compaction", encrypted_content=compaction_id))
 
 
 def reasoning_item(item_id: str, text: str, summary: str | None) -> dict[str, Any]:
     """A reasoning output item: the model's reasoning text and, when one was asked for, its summary."""
-    return {"id": item_id, "type": "reasoning",
-            "summary": [{"type": "summary_text", "text": summary}] if summary else [],
-            "content": [{"type": "reasoning_text", "text": text}]}
+    return dump(ev.ResponseReasoningItem(
+        id=item_id, type="reasoning",
+        summary=[{"type": "summary_text", "text": summary}] if summary else [],
+        content=[{"type": "reasoning_text", "text": text}]))
 
 
 def reasoning_events(index: int, item: dict[str, Any]) -> list[dict[str, Any]]:
@@ -94,14 +139,20 @@ def reasoning_events(index: int, item: dict[str, Any]) -> list[dict[str, Any]]:
     events = [item_added(index, {**item, "summary": [], "content": []})]
     for i, part in enumerate(item.get("content") or []):
         where = {"item_id": item_id, "output_index": index, "content_index": i}
-        events += [{"type": "response.reasoning_text.delta", **where, "delta": part["text"]},
-                   {"type": "response.reasoning_text.done", **where, "text": part["text"]}]
+        events += [event(ev.ResponseReasoningTextDeltaEvent, type="response.reasoning_text.delta", **where,
+                         delta=part["text"]),
+                   event(ev.ResponseReasoningTextDoneEvent, type="response.reasoning_text.done", **where,
+                         text=part["text"])]
     for i, part in enumerate(item["summary"]):
         where = {"item_id": item_id, "output_index": index, "summary_index": i}
-        events += [{"type": "response.reasoning_summary_part.added", **where, "part": {**part, "text": ""}},
-                   {"type": "response.reasoning_summary_text.delta", **where, "delta": part["text"]},
-                   {"type": "response.reasoning_summary_text.done", **where, "text": part["text"]},
-                   {"type": "response.reasoning_summary_part.done", **where, "part": part}]
+        events += [event(ev.ResponseReasoningSummaryPartAddedEvent, type="response.reasoning_summary_part.added",
+                         **where, part={**part, "text": ""}),
+                   event(ev.ResponseReasoningSummaryTextDeltaEvent, type="response.reasoning_summary_text.delta",
+                         **where, delta=part["text"]),
+                   event(ev.ResponseReasoningSummaryTextDoneEvent, type="response.reasoning_summary_text.done",
+                         **where, text=part["text"]),
+                   event(ev.ResponseReasoningSummaryPartDoneEvent, type="response.reasoning_summary_part.done",
+                         **where, part=part)]
     return [*events, item_done(index, item)]
 
 

@@ -5,9 +5,10 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from core.convert import SERVER_LABEL
+from core.emit import listed_item
 from core.errors import InvalidCacheControl, InvalidRequest
 from core.ids import new_id
+from core.stream_events import SERVER_LABEL
 from core.tiers import RequestedTier
 
 ROLES = ("user", "assistant", "system", "developer")
@@ -70,10 +71,26 @@ class CompactionManagement(BaseModel):
     compact_threshold: int = Field(ge=1)
 
 
-class CreateResponseRequest(BaseModel):
-    """POST /v1/responses body. Unknown fields are accepted and ignored."""
+# Fields of the spec's create request this server cannot honour: sent with a value, they are a 400 naming them.
+UNSUPPORTED_FIELDS = {
+    "conversation": "Conversations are not supported yet; chain responses with previous_response_id.",
+    "prompt": "Stored prompt templates are not supported; send instructions and input.",
+    "moderation": "Moderation is not run by this server.",
+    "access_programs": "Access programs are not supported.",
+    "image": "Request-level image options are not supported.",
+    "background_options": "background_options are not supported; background: true runs durably as it is.",
+    "prompt_cache_options": "prompt_cache_options are not supported; prompt_cache_key and prompt_cache_retention are "
+                            "forwarded.",
+}
+# Fields accepted and ignored, because ignoring them changes nothing a client sees (README, "Request fields").
+IGNORED_FIELDS = frozenset({"stream_options"})  # include_obfuscation: our deltas carry no obfuscation padding
 
-    model_config = ConfigDict(extra="ignore")
+
+class CreateResponseRequest(BaseModel):
+    """POST /v1/responses body. A field outside the spec is a 400 (as OpenAI answers it), as is one of the spec's
+    that cannot be honoured here (UNSUPPORTED_FIELDS)."""
+
+    model_config = ConfigDict(extra="allow")
 
     model: str = Field(min_length=1)
     input: str | list[dict[str, Any]]
@@ -155,8 +172,14 @@ def validate_body(model: type[M], body: Any) -> M:
 
 
 def parse_request(body: Any) -> CreateResponseRequest:
-    """Validate a create body: its shape, then its tools."""
+    """Validate a create body: its shape, its fields, then its tools."""
     req = validate_body(CreateResponseRequest, body)
+    for name, value in (req.model_extra or {}).items():
+        if name in IGNORED_FIELDS or (name in UNSUPPORTED_FIELDS and value is None):
+            continue
+        if name in UNSUPPORTED_FIELDS:
+            raise InvalidRequest(UNSUPPORTED_FIELDS[name], param=name, code="unsupported_parameter")
+        raise InvalidRequest(f"Unknown parameter: '{name}'.", param=name, code="unknown_parameter")
     for i, tool in enumerate(req.tools):
         if tool.get("type") == "function":
             if not isinstance(tool.get("name"), str) or not tool["name"]:
@@ -256,6 +279,8 @@ def _text_of(content: Any, param: str, role: str, cache_ttls: Collection[str]) -
             raise InvalidRequest("A text part needs a 'text' string.", param=f"{param}[{j}].text")
         if "cache_control" in part:
             check_cache_control(part["cache_control"], f"{param}[{j}].cache_control", cache_ttls)
+        if part["type"] == "input_image":
+            part = {**part, "detail": part.get("detail") or "auto"}  # the default, listed as OpenAI lists it
         parts.append(_text_part(part["text"], role, part) if part["type"] in TEXT_PART_TYPES else part)
     return parts
 
@@ -339,6 +364,7 @@ def normalize_input(raw: str | list[dict[str, Any]], *, cache_ttls: Collection[s
                                  code="unsupported_value")
     if not items:
         raise InvalidRequest("'input' must not be empty.", param="input", code="invalid_value")
+    items = [_as_listed(item, i) for i, item in enumerate(items)]
     markers = [(i, j) for i, item in enumerate(items) for j, part in enumerate(item.get("content") or [])
                if isinstance(part, dict) and "cache_control" in part]
     if len(markers) > MAX_CACHE_BREAKPOINTS:
@@ -347,6 +373,30 @@ def normalize_input(raw: str | list[dict[str, Any]], *, cache_ttls: Collection[s
                                   f"(enabled TTLs: {', '.join(cache_ttls) or 'none'}).",
                                   param=f"input[{i}].content[{j}].cache_control", reason="too_many")
     return items
+
+
+def _as_listed(item: dict[str, Any], index: int) -> dict[str, Any]:
+    """A normalized input item as the spec's item model (how input_items lists it); references are resolved later."""
+    if item["type"] == "item_reference":
+        return item
+    try:
+        return listed_item(item)
+    except ValidationError as exc:
+        first = _in_matching_member(exc.errors())
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"] if not _is_member(p))
+        raise InvalidRequest(f"Invalid {item['type']} item: {first['msg']}.", param=f"input[{index}]{where}",
+                             code="invalid_value") from exc
+
+
+def _is_member(loc_part: Any) -> bool:
+    return isinstance(loc_part, str) and loc_part[:1].isupper()  # a union member's model name, not a field
+
+
+def _in_matching_member(errors: list[Any]) -> Any:
+    """The first error inside the union member the value's `type` chose: members whose `type` did not match are the
+    ones with a literal error on it."""
+    wrong = [tuple(e["loc"][:-1]) for e in errors if e["type"] == "literal_error" and e["loc"][-1] == "type"]
+    return next((e for e in errors if not any(tuple(e["loc"][:len(w)]) == w for w in wrong)), errors[0])
 
 
 def _output_text(output: Any, param: str) -> str:

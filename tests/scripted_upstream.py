@@ -148,7 +148,7 @@ class ScriptedUpstream:
             return JSONResponse(reply.error_body or {"error": {"message": "scripted failure"}},
                                 status_code=reply.status, headers=reply.headers)
         if body.get("stream"):
-            return StreamingResponse(self._chunks(script, reply, body["model"]), media_type="text/event-stream")
+            return StreamingResponse(self._chunks(script, reply, body), media_type="text/event-stream")
         message: dict[str, Any] = {"role": "assistant", "content": reply.text}
         if reply.reasoning:
             message[reply.reasoning_field] = reply.reasoning
@@ -158,17 +158,19 @@ class ScriptedUpstream:
                  "function": {"name": name, "arguments": json.dumps(args)}} for name, args in reply.tool_calls]
         finish = reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
         choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": finish}
-        if body.get("logprobs"):  # one entry a word, its alternatives the word itself
-            top = body.get("top_logprobs") or 0
-            choice["logprobs"] = {"content": [
-                {"token": t, "logprob": -0.5, "bytes": list(t.encode()),
-                 "top_logprobs": [{"token": t, "logprob": -0.5, "bytes": list(t.encode())}] * top}
-                for t in reply.tokens()]}
+        if body.get("logprobs"):
+            choice["logprobs"] = {"content": [self._logprob(t, body) for t in reply.tokens()]}
         return JSONResponse({
             "id": f"chatcmpl-{uuid.uuid4().hex[:8]}", "object": "chat.completion", "created": int(time.time()),
             "model": body["model"], "choices": [choice],
             "usage": self._usage(reply),
         })
+
+    @staticmethod
+    def _logprob(token: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One entry a word, its alternatives the word itself, `top_logprobs` of them."""
+        entry = {"token": token, "logprob": -0.5, "bytes": list(token.encode())}
+        return {**entry, "top_logprobs": [entry] * (body.get("top_logprobs") or 0)}
 
     @staticmethod
     def _usage(reply: Reply) -> dict[str, Any]:
@@ -182,14 +184,16 @@ class ScriptedUpstream:
             usage["cache_creation_input_tokens"] = reply.cache[1]
         return usage
 
-    async def _chunks(self, script: Script, reply: Reply, model: str) -> AsyncIterator[bytes]:
-        base = {"id": f"chatcmpl-{uuid.uuid4().hex[:8]}", "object": "chat.completion.chunk", "model": model,
+    async def _chunks(self, script: Script, reply: Reply, body: dict[str, Any]) -> AsyncIterator[bytes]:
+        base = {"id": f"chatcmpl-{uuid.uuid4().hex[:8]}", "object": "chat.completion.chunk", "model": body["model"],
                 "created": int(time.time())}
 
         def frame(choices: list[dict[str, Any]], **extra: Any) -> bytes:
             return f"data: {json.dumps({**base, 'choices': choices, **extra})}\n\n".encode()
 
         yield frame([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+        logprobs = (lambda t: {"logprobs": {"content": [self._logprob(t, body)]}}) if body.get("logprobs") \
+            else (lambda t: {})
         for token in re.findall(r"\S+\s*|\s+", reply.reasoning or ""):
             yield frame([{"index": 0, "delta": {reply.reasoning_field: token}, "finish_reason": None}])
         for n, token in enumerate(reply.tokens()):
@@ -198,7 +202,7 @@ class ScriptedUpstream:
             if reply.token_delay:
                 await asyncio.sleep(reply.token_delay)
             script.token_times.append(time.monotonic())
-            yield frame([{"index": 0, "delta": {"content": token}, "finish_reason": None}])
+            yield frame([{"index": 0, "delta": {"content": token}, "finish_reason": None, **logprobs(token)}])
         for i, (name, args) in enumerate(reply.tool_calls):
             call = {"index": i, "id": f"call_{uuid.uuid4().hex[:12]}", "type": "function",
                     "function": {"name": name, "arguments": ""}}

@@ -115,6 +115,28 @@ async def test_logprobs_when_included(stack: Stack) -> None:
     assert all(len(lp.top_logprobs) == 2 for lp in part.logprobs or [])
 
 
+async def test_logprobs_when_included_streamed(stack: Stack) -> None:
+    """Each output_text delta carries its tokens' logprobs; the done events and the item carry them all."""
+    model = await stack.model(Reply(text="Three small words"))
+    client = stack.openai(await stack.new_key())
+    deltas, done = [], None
+    async with client.responses.stream(model=model, input="hi", include=["message.output_text.logprobs"],
+                                       top_logprobs=1) as stream:
+        async for event in stream:
+            if event.type == "response.output_text.delta":
+                deltas.append(event)
+            elif event.type == "response.output_text.done":
+                done = event
+        final = await stream.get_final_response()
+    assert "".join(d.delta for d in deltas) == "Three small words"
+    for d in deltas:  # coalescing may join words: a delta's logprobs are exactly its tokens
+        assert "".join(lp.token for lp in d.logprobs) == d.delta
+        assert all(len(lp.top_logprobs or []) == 1 for lp in d.logprobs)
+    assert done is not None and [lp.token for lp in done.logprobs or []] == ["Three ", "small ", "words"]
+    part = final.output[0].content[0]  # type: ignore[union-attr]
+    assert part.type == "output_text" and [lp.token for lp in part.logprobs or []] == ["Three ", "small ", "words"]
+
+
 async def test_cache_control_is_checked_before_anything_is_stored_and_counted(stack: Stack) -> None:
     model = await stack.model(Reply(text="cached"))
     key = await stack.new_key()

@@ -11,6 +11,7 @@ from sse_starlette import EventSourceResponse
 from activities.lifecycle import rendered
 from api.deps import Db, Owner, Relay, Service, read_json
 from api.openapi import json_body
+from core.emit import dump
 from core.errors import InvalidRequest
 from core.stream_events import compaction_item
 from core.usage import Usage
@@ -56,9 +57,8 @@ async def create_response(
 async def compact(request: Request, owner: Owner, s: Db, service: Service) -> dict[str, Any]:
     """Summarize a conversation window into one `compaction` item to continue from (a durable model call)."""
     row = await service.compact(s, owner, await read_json(request))
-    return {"id": row.id, "object": "response.compaction", "created_at": int(row.created_at.timestamp()),
-            "output": [compaction_item(row.id)],
-            "usage": Usage.model_validate(row).to_wire()}
+    return dump(CompactedResponse(id=row.id, object="response.compaction", created_at=int(row.created_at.timestamp()),
+                                  output=[compaction_item(row.id)], usage=Usage.model_validate(row).to_wire()))
 
 
 @router.get("/{response_id}", response_model=None, responses={200: {"model": WireResponse, "content": _STREAM}})
@@ -97,8 +97,9 @@ async def list_input_items(
     """The response's input items, paginated like OpenAI's list endpoints."""
     await service.get(s, owner, response_id)
     data, has_more = await db.input_items_page(s, response_id, after=after, before=before, limit=limit, order=order)
-    return {"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None, "has_more": has_more}
+    return dump(ResponseItemList.model_validate({"object": "list", "data": data, "has_more": has_more,
+                                                 "first_id": data[0]["id"] if data else None,
+                                                 "last_id": data[-1]["id"] if data else None}))
 
 
 @router.get("/{response_id}/steps")

@@ -4,9 +4,10 @@ import json
 
 import pytest
 
-from core.convert import completion_to_items, items_to_messages, tool_error, tools_to_chat
+from core.convert import completion_to_items, items_to_messages, tools_to_chat
 from core.errors import InvalidRequest
 from core.scripted import scripted_completion
+from core.stream_events import tool_error
 from core.wire import normalize_input, parse_request
 
 
@@ -55,7 +56,7 @@ def test_parse_request_names_the_param() -> None:
     with pytest.raises(InvalidRequest) as err:
         parse_request({"model": "m", "input": "x", "top_p": 3})
     assert err.value.param == "top_p"
-    assert parse_request({"model": "m", "input": "x", "extra": True}).model == "m"
+    assert parse_request({"model": "m", "input": "x", "stream_options": {}}).model == "m"
 
 
 def test_completion_to_items() -> None:

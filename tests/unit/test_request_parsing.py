@@ -56,6 +56,11 @@ PARSE_ERRORS: list[tuple[dict[str, Any], str, str]] = [
     ({"model": MODEL, "input": "hi", "reasoning": {"effort": "enormous"}}, "reasoning.effort", "invalid_value"),
     ({"model": MODEL, "input": "hi", "prompt_cache_retention": "forever"}, "prompt_cache_retention",
      "invalid_value"),
+    ({"model": MODEL, "input": "hi", "temprature": 0.2}, "temprature", "unknown_parameter"),
+    ({"model": MODEL, "input": "hi", "conversation": "conv_1"}, "conversation", "unsupported_parameter"),
+    ({"model": MODEL, "input": "hi", "prompt": {"id": "pmpt_1"}}, "prompt", "unsupported_parameter"),
+    ({"model": MODEL, "input": [{"role": "user", "content": [{"type": "input_image", "image_url": 7}]}]},
+     "input[0].content[0].image_url", "invalid_value"),
 ]
 
 # (body, param, code): well-formed, rejected against the catalog or the stored responses.
@@ -97,6 +102,14 @@ def test_bad_body_is_rejected_by_parsing(body: dict[str, Any], param: str, code:
     with pytest.raises(InvalidRequest) as caught:
         validate(body)
     assert_invalid(caught.value, param, code)
+
+
+def test_ignored_and_null_unsupported_fields_are_accepted_and_not_stored() -> None:
+    req, items = validate({"model": MODEL, "input": [{"role": "user", "content": [
+        {"type": "input_image", "image_url": "data:image/png;base64,AA"}]}],
+        "stream_options": {"include_obfuscation": False}, "conversation": None})
+    assert req.model_extra == {"stream_options": {"include_obfuscation": False}, "conversation": None}
+    assert items[0]["content"][0]["detail"] == "auto"  # the spec's default, listed as OpenAI lists it
 
 
 def test_a_body_that_is_not_an_object_is_rejected() -> None:
@@ -181,7 +194,7 @@ async def test_another_owners_response_and_items_are_not_found(catalog: Catalog)
 # Good bodies.
 
 def test_string_input_is_one_user_message() -> None:
-    req, [item] = validate({"model": MODEL, "input": "hello", "unknown_field": {"ignored": True}})
+    req, [item] = validate({"model": MODEL, "input": "hello"})
     assert req.model == MODEL and req.tool_choice == "auto" and req.tools == [] and req.metadata == {}
     assert item["id"].startswith("msg_")
     assert {k: v for k, v in item.items() if k != "id"} == {
