@@ -31,6 +31,7 @@ from core.convert import (
     response_format_to_chat,
     tool_choice_to_chat,
     tools_to_chat,
+    unique_ids,
 )
 from core.emit import output_item
 from core.metrics import Metrics
@@ -189,14 +190,14 @@ class ModelCallActivity:
         try:
             if target.api == "responses":
                 payload = build_responses_payload(request, target, context, summaries, inp.turn)
-                step = await heartbeating(self._respond(target, payload, request, stream))
+                step = await heartbeating(self._respond(target, payload, request, context, stream))
             else:
                 payload = build_payload(request, target, items_to_messages(
                     request.get("instructions"), context, summaries, cache_control=target.cache_control), inp.turn)
                 if target.context_window:
                     payload["messages"] = fit_window(request, target.context_window, payload["messages"],
                                                      payload.get("tools"))
-                step = await heartbeating(self._chat(target, payload, request, stream))
+                step = await heartbeating(self._chat(target, payload, request, context, stream))
         except ApplicationError as exc:
             status = exc.details[0].get("status", 0) if exc.details and isinstance(exc.details[0], dict) else 0
             self.metrics.model_call_errors.labels(response.model, str(status)).inc()
@@ -225,13 +226,13 @@ class ModelCallActivity:
         return turn
 
     async def _chat(self, target: ModelTarget, payload: dict[str, Any], request: dict[str, Any],
-                    stream: MessageStream | None) -> StepOutput:
+                    context: list[dict[str, Any]], stream: MessageStream | None) -> StepOutput:
         """A turn over chat completions: the completion's message as items."""
         completion = await self._complete(target, payload, stream)
         choice = completion["choices"][0]
-        items = completion_to_items(choice.get("message") or {}, set(request.get("_server_tools", [])),
-                                    summary_mode=(request.get("reasoning") or {}).get("summary"),
-                                    logprobs=(choice.get("logprobs") or {}).get("content"))
+        items = unique_ids(completion_to_items(choice.get("message") or {}, set(request.get("_server_tools", [])),
+                                               summary_mode=(request.get("reasoning") or {}).get("summary"),
+                                               logprobs=(choice.get("logprobs") or {}).get("content")), context)
         events: list[dict[str, Any]] = []
         if stream is not None:
             calls = [i for i in items if is_pending_call(i)]
@@ -242,15 +243,16 @@ class ModelCallActivity:
         return StepOutput(items, events, choice.get("finish_reason"), Usage.from_chat(completion.get("usage")))
 
     async def _respond(self, target: ModelTarget, payload: dict[str, Any], request: dict[str, Any],
-                       stream: MessageStream | None) -> StepOutput:
+                       context: list[dict[str, Any]], stream: MessageStream | None) -> StepOutput:
         """A turn over a native Responses upstream: its output items, passed through (see core.responses_items)."""
         timeout = self.settings.upstream_timeout_seconds
         server_tools = set(request.get("_server_tools", []))
         if stream is None:
             result = await create_response(self.http, target, payload, timeout)
-            return StepOutput(_items_of(result, server_tools), [], finish_reason(result),
+            return StepOutput(unique_ids(_items_of(result, server_tools), context), [], finish_reason(result),
                               Usage.from_responses(result.get("usage")))
-        shown: set[str] = set()  # reasoning items the stream is done with as they finished
+        shown: set[int] = set()  # the upstream's output indexes of reasoning the stream is done with
+        context = list(context)  # and the ones it showed, whose ids are taken now
         result = {}
         async with stream:
             async for event in stream_response(self.http, target, payload, timeout):
@@ -258,11 +260,13 @@ class ModelCallActivity:
                 if kind == "response.output_text.delta":
                     await stream.text(event.get("delta") or "", event.get("logprobs"))
                 elif kind == "response.output_item.done" and (event.get("item") or {}).get("type") == "reasoning":
-                    if await stream.show_item(event["item"]):
-                        shown.add(event["item"].get("id"))
+                    [item] = unique_ids([event["item"]], context)
+                    if await stream.show_item(item):
+                        shown.add(event.get("output_index", -1))
+                        context.append(item)
                 elif kind in TERMINAL_UPSTREAM_EVENTS:
                     result = event["response"]
-        rest = [i for i in _items_of(result, server_tools) if i.get("id") not in shown]
+        rest = unique_ids([i for n, i in enumerate(_items_of(result, server_tools)) if n not in shown], context)
         messages = [i for i in rest if i.get("type") == "message"]
         text = "".join(p.get("text") or "" for m in messages for p in m.get("content") or []
                        if p.get("type") == "output_text")

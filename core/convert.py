@@ -178,3 +178,25 @@ def completion_to_items(message: dict[str, Any], server_tools: set[str] | frozen
         items.append(mcp_call_item(name, args) if name in server_tools
                      else function_call_item(call.get("id") or new_id("call"), name, args))
     return items
+
+
+_ID_PREFIX = {"message": "msg", "reasoning": "rs", "function_call": "fc", "mcp_call": "mcp"}
+
+
+def unique_ids(items: list[dict[str, Any]], context: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A step's new items with every id and call_id unique in the response's context.
+
+    Upstreams are trusted for ids only as far as they are unique: some local servers number calls `call_0`,
+    `call_1`… afresh each turn, or leave ids out, which would pair a tool's output with the wrong call. Such an
+    item gets a fresh id; every other id is kept as the upstream gave it.
+    """
+    taken = {i.get("id") for i in context} | {i.get("call_id") for i in context if i.get("call_id")}
+    out = []
+    for item in items:
+        if not item.get("id") or item["id"] in taken:
+            item = {**item, "id": new_id(_ID_PREFIX.get(str(item.get("type")), "item"))}
+        if item.get("type") == "function_call" and item.get("call_id") in taken:
+            item = {**item, "call_id": new_id("call")}
+        taken |= {item["id"], item.get("call_id")}
+        out.append(item)
+    return out

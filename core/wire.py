@@ -365,6 +365,13 @@ def normalize_input(raw: str | list[dict[str, Any]], *, cache_ttls: Collection[s
     if not items:
         raise InvalidRequest("'input' must not be empty.", param="input", code="invalid_value")
     items = [_as_listed(item, i) for i, item in enumerate(items)]
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        if item["type"] != "item_reference":
+            if item["id"] in seen:
+                raise InvalidRequest(f"Duplicate item id {item['id']!r} in input.", param=f"input[{i}].id",
+                                     code="invalid_value")
+            seen.add(item["id"])
     markers = [(i, j) for i, item in enumerate(items) for j, part in enumerate(item.get("content") or [])
                if isinstance(part, dict) and "cache_control" in part]
     if len(markers) > MAX_CACHE_BREAKPOINTS:

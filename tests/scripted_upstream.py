@@ -33,6 +33,11 @@ class Reply:
     cache: tuple[int, int] = (0, 0)  # prompt tokens read from / written to the upstream's cache
     reasoning: str | None = None  # sent before the answer, as vLLM/DeepSeek (reasoning_content) or Ollama do
     reasoning_field: str = "reasoning_content"
+    numbered_ids: bool = False  # ids `call_0`, `msg_0`… afresh each answer, as some local servers give them
+
+    def id(self, prefix: str, n: int = 0) -> str:
+        """An item or call id: random, or numbered within this answer."""
+        return f"{prefix}_{n}" if self.numbered_ids else f"{prefix}_{uuid.uuid4().hex[:12]}"
 
     def tokens(self) -> list[str]:
         """The text as streamed, one word (with its following space) per chunk."""
@@ -154,8 +159,9 @@ class ScriptedUpstream:
             message[reply.reasoning_field] = reply.reasoning
         if reply.tool_calls:
             message["tool_calls"] = [
-                {"id": f"call_{uuid.uuid4().hex[:12]}", "type": "function",
-                 "function": {"name": name, "arguments": json.dumps(args)}} for name, args in reply.tool_calls]
+                {"id": reply.id("call", n), "type": "function",
+                 "function": {"name": name, "arguments": json.dumps(args)}}
+                for n, (name, args) in enumerate(reply.tool_calls)]
         finish = reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
         choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": finish}
         if body.get("logprobs"):
@@ -204,7 +210,7 @@ class ScriptedUpstream:
             script.token_times.append(time.monotonic())
             yield frame([{"index": 0, "delta": {"content": token}, "finish_reason": None, **logprobs(token)}])
         for i, (name, args) in enumerate(reply.tool_calls):
-            call = {"index": i, "id": f"call_{uuid.uuid4().hex[:12]}", "type": "function",
+            call = {"index": i, "id": reply.id("call", i), "type": "function",
                     "function": {"name": name, "arguments": ""}}
             yield frame([{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}])
             text = json.dumps(args)
@@ -233,15 +239,15 @@ class ScriptedUpstream:
         if reply.reasoning:
             blob = base64.b64encode(uuid.uuid4().bytes + b"\xfb\xff" + reply.reasoning.encode()).decode()
             script.encrypted.append(blob)
-            output.append({"id": f"rs_{uuid.uuid4().hex}", "type": "reasoning", "encrypted_content": blob,
+            output.append({"id": reply.id("rs"), "type": "reasoning", "encrypted_content": blob,
                            "summary": [{"type": "summary_text", "text": reply.reasoning}]})
         if reply.text is not None:
-            output.append({"id": f"msg_{uuid.uuid4().hex}", "type": "message", "role": "assistant",
+            output.append({"id": reply.id("msg"), "type": "message", "role": "assistant",
                            "status": "completed", "content": [{"type": "output_text", "text": reply.text,
                                                                "annotations": [], "logprobs": []}]})
-        output += [{"id": f"fc_{uuid.uuid4().hex}", "type": "function_call", "call_id": f"call_{uuid.uuid4().hex[:12]}",
-                    "name": name, "arguments": json.dumps(args), "status": "completed"}
-                   for name, args in reply.tool_calls]
+        output += [{"id": reply.id("fc", n), "type": "function_call", "call_id": reply.id("call", n), "name": name,
+                    "arguments": json.dumps(args), "status": "completed"}
+                   for n, (name, args) in enumerate(reply.tool_calls)]
         prompt, completion = reply.usage
         incomplete = reply.finish_reason == "length"
         result = {"id": f"resp_{uuid.uuid4().hex}", "object": "response", "created_at": int(time.time()),
