@@ -96,11 +96,16 @@ async def test_malformed_json_and_oversized_body(stack: Stack) -> None:
     assert await stack.count_rows() == before
 
 
-async def test_unknown_fields_are_ignored_and_echoed_defaults(stack: Stack) -> None:
+async def test_unknown_fields_are_a_400_and_defaults_are_echoed(stack: Stack) -> None:
     model = await stack.model(Reply(text="fine"))
     key = await stack.new_key()
+    before = await stack.count_rows()
+    r = await stack.call("POST", "/v1/responses", key, {"model": model, "input": "hi", "some_future_field": 1})
+    assert_envelope(r, 400, "invalid_request_error")
+    assert r.json()["error"]["param"] == "some_future_field" and r.json()["error"]["code"] == "unknown_parameter"
+    assert await stack.count_rows() == before and stack.upstream.scripts[model].requests == []
     body = await create(stack, key, model=model, input="hi", include=[], stream=False, store=True,
-                        tool_choice="auto", some_future_field={"x": 1})
+                        tool_choice="auto", stream_options={"include_obfuscation": False})
     assert body["status"] == "completed"
     for field in ("temperature", "top_p", "presence_penalty", "frequency_penalty", "top_logprobs", "store",
                   "background", "service_tier"):

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from activities.model_call import build_payload
+from activities.payloads import build_payload
 from core.convert import COMPACTION_PREFIX, items_to_messages
 from core.errors import InvalidRequest
 from core.model_target import ModelTarget
@@ -84,3 +84,37 @@ def test_input_file_parts_go_to_chat_as_files() -> None:
     with pytest.raises(InvalidRequest) as info:
         normalize_input([{"role": "user", "content": [{"type": "input_file", "file_url": "https://x/a.pdf"}]}])
     assert info.value.param == "input[0].content[0]" and info.value.code == "unsupported_value"
+
+
+def test_responses_payload_is_stateless_and_passes_items_through() -> None:
+    from activities.payloads import build_responses_payload
+    from core.model_target import ModelTarget
+
+    blob = "gAAAAB+/=="  # opaque, kept byte for byte
+    part = {"type": "input_text", "text": "hi", "cache_control": {"type": "ephemeral"}}
+    context = [
+        {"id": "msg_u", "type": "message", "role": "user", "status": "completed", "content": [part]},
+        {"id": "rs_1", "type": "reasoning", "summary": [], "encrypted_content": blob, "_turn": "0/1"},
+        {"id": "rs_chat", "type": "reasoning", "summary": [], "content": [{"type": "reasoning_text", "text": "x"}]},
+        {"id": "mcp_1", "type": "mcp_call", "server_label": "agentrunner", "name": "lookup", "arguments": "{}",
+         "output": "42", "error": None, "status": "completed", "_turn": "0/1"},
+        {"id": "msg_cut", "type": "message", "role": "assistant", "status": "incomplete", "content": []},
+        {"id": "fc_1", "type": "function_call", "call_id": "call_1", "name": "f", "arguments": "{}",
+         "status": "completed"},
+    ]
+    request = {"tool_choice": "required", "_model_tools": [{"type": "function", "name": "f"}], "include": [],
+               "reasoning": {"effort": "high"}, "instructions": "be brief", "metadata": {"a": "b"}}
+    target = ModelTarget("alias", "gpt-x", "http://127.0.0.1:1/v1", None, api="responses")
+    payload = build_responses_payload(request, target, context, {}, turn=2)
+    assert payload["store"] is False and payload["include"] == ["reasoning.encrypted_content"]
+    assert payload["model"] == "gpt-x" and payload["tool_choice"] == "auto"  # forced on the first turn only
+    assert payload["instructions"] == "be brief" and payload["reasoning"] == {"effort": "high"}
+    assert "metadata" not in payload  # ours, not the upstream's
+    assert payload["input"] == [
+        {"id": "msg_u", "type": "message", "role": "user", "status": "completed",
+         "content": [{"type": "input_text", "text": "hi"}]},  # cache_control stripped for this alias
+        {"id": "rs_1", "type": "reasoning", "summary": [], "encrypted_content": blob},
+        {"type": "function_call", "call_id": "mcp_1", "name": "lookup", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "mcp_1", "output": "42"},
+        context[-1],
+    ]
