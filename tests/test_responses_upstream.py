@@ -86,6 +86,9 @@ async def test_upstream_errors_and_truncated_answers(stack: Stack) -> None:
                                 api="responses")
     r = await stack.call("POST", "/v1/responses", key, {"model": refused, "input": "hi"})
     assert r.status_code == 400 and "bad schema" in r.json()["error"]["message"]
+    flaky = await stack.model(Reply(status=503), Reply(text="second time lucky"), api="responses")
+    body = await create(stack, key, model=flaky, input="hi")
+    assert text_of(body) == "second time lucky" and len(stack.upstream.scripts[flaky].requests) == 2
     cut = await stack.model(Reply(text="half an ans", finish_reason="length"), api="responses")
     body = await create(stack, key, model=cut, input="hi", max_output_tokens=16)
     assert body["status"] == "incomplete" and body["incomplete_details"] == {"reason": "max_output_tokens"}

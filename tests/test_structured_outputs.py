@@ -1,6 +1,7 @@
 """Structured outputs and the request fields that reach the upstream, through the real client libraries."""
 
 import json
+from typing import Any
 
 from agents import Agent, OpenAIResponsesModel, Runner, set_tracing_disabled
 from pydantic import BaseModel
@@ -8,6 +9,7 @@ from pydantic import BaseModel
 from tests.conftest import Stack
 from tests.helpers import create
 from tests.scripted_upstream import Reply
+from tests.wire import assert_wire
 
 set_tracing_disabled(True)  # the Agents SDK would otherwise export traces to the internet
 
@@ -88,6 +90,41 @@ async def test_input_items_give_assistant_text_as_output_text(stack: Stack) -> N
     assistant = page.data[1]
     assert assistant.type == "message" and assistant.role == "assistant"
     assert assistant.content[0].type == "output_text"  # type: ignore[union-attr]
+
+
+async def test_input_items_page_holding_every_item_type(stack: Stack) -> None:
+    """One input of every item type the API takes, listed back through the strict `openai` client (and each item
+    checked against the spec's model by the shared helper), in order and in its own shape."""
+    model = await stack.model(Reply(text="the summary"), Reply(text="done"))
+    key = await stack.new_key()
+    client = stack.openai(key)
+    compacted = await client.responses.compact(model=model, input="a long earlier conversation")
+    history: list[Any] = [
+        {"role": "system", "content": "be terse"},
+        {"role": "developer", "content": [{"type": "input_text", "text": "house rules"}]},
+        compacted.output[0].model_dump(exclude_none=True),
+        {"role": "user", "content": [{"type": "input_text", "text": "look"},
+                                     {"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo="}]},
+        {"type": "reasoning", "id": "rs_in", "summary": [], "encrypted_content": "opaque+/="},
+        {"role": "assistant", "content": "checking", "phase": "commentary"},
+        {"type": "function_call", "call_id": "call_a", "name": "client_fn", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_a", "output": "42"},
+        {"type": "mcp_call", "id": "mcp_in", "server_label": "agentrunner", "name": "lookup", "arguments": "{}",
+         "output": "7", "status": "completed"},
+        {"role": "user", "content": "and now?"},
+    ]
+    created = await client.responses.create(model=model, input=history)
+    listed = [i async for i in client.responses.input_items.list(created.id, order="asc", limit=3)]
+    assert [(i.type, getattr(i, "role", None)) for i in listed] == [
+        ("message", "system"), ("message", "developer"), ("compaction", None), ("message", "user"),
+        ("reasoning", None), ("message", "assistant"), ("function_call", None), ("function_call_output", None),
+        ("mcp_call", None), ("message", "user")]
+    raw = (await stack.call("GET", f"/v1/responses/{created.id}/input_items?order=asc&limit=100", key)).json()
+    for item in raw["data"]:
+        assert_wire(item, "item")
+    assert raw["data"][4]["encrypted_content"] == "opaque+/="
+    assert raw["data"][3]["content"][1]["detail"] == "auto"
+    assert len({i["id"] for i in raw["data"]}) == 10
 
 
 async def test_assistant_phase_is_echoed_and_files_reach_the_upstream(stack: Stack) -> None:
