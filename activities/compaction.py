@@ -10,10 +10,11 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
-from activities.upstream import complete, model_unavailable
+from activities.upstream import complete, create_response, model_unavailable
 from core.contracts import CompactionFailure, CompactionInput, ContextCompactionInput
 from core.convert import items_to_messages
 from core.model_target import ModelTarget
+from core.responses_items import context_to_input
 from core.settings import Settings
 from core.stream_events import compaction_item, item_added, item_done
 from core.usage import Usage
@@ -82,9 +83,19 @@ class CompactionActivities:
         """The model's summary of these items, and what it cost."""
         if target is None:
             raise model_unavailable(model)
+        timeout = self.settings.upstream_timeout_seconds
+        if target.api == "responses":  # the upstream's own items, as its model steps send them
+            given = context_to_input(items, summaries, cache_control=target.cache_control)
+            if instructions:
+                given = [{"role": "developer", "content": instructions}, *given]
+            payload = {"model": target.upstream_model, "store": False, "instructions": SUMMARY_PROMPT, "input": given}
+            result = await heartbeating(create_response(self.http, target, payload, timeout))
+            summary = "".join(p.get("text") or "" for i in result["output"] if i.get("type") == "message"
+                              for p in i.get("content") or [] if p.get("type") == "output_text")
+            return summary, Usage.from_responses(result.get("usage"))
         messages = [{"role": "system", "content": SUMMARY_PROMPT}, *items_to_messages(instructions, items, summaries)]
         payload = {"model": target.upstream_model, "messages": messages}
-        completion = await heartbeating(complete(self.http, target, payload, self.settings.upstream_timeout_seconds))
+        completion = await heartbeating(complete(self.http, target, payload, timeout))
         summary = (completion["choices"][0].get("message") or {}).get("content") or ""
         return summary, Usage.from_chat(completion.get("usage"))
 

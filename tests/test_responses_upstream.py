@@ -150,3 +150,25 @@ async def test_stream_cut_mid_answer_is_retried_without_repeating(stack: Stack) 
     assert final["output"][0]["encrypted_content"] == stack.upstream.scripts[model].encrypted[0]
     assert "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta") == answer
     assert [e["item"]["type"] for e in events if e["type"] == "response.output_item.done"] == ["reasoning", "message"]
+
+
+async def test_compaction_over_a_responses_alias_then_a_turn_that_uses_it(stack: Stack) -> None:
+    """The summary is asked of the upstream's own /responses; the next turn gives it the summary in place of the
+    window it replaces."""
+    model = await stack.model(Reply(text="They talked about Oslo."), Reply(text="Oslo, as discussed."),
+                              api="responses")
+    client = stack.openai(await stack.new_key())
+    compacted = await client.responses.compact(model=model, input=[
+        {"role": "user", "content": "Tell me about Oslo."}, {"role": "assistant", "content": "Oslo is a city."}])
+    item = compacted.output[0]
+    assert item.type == "compaction"
+    asked = stack.upstream.scripts[model].requests[0]
+    assert asked["store"] is False and "summar" in asked["instructions"].lower()
+    assert [(i["role"], i["content"][0]["text"]) for i in asked["input"]] == [
+        ("user", "Tell me about Oslo."), ("assistant", "Oslo is a city.")]
+    history: list[Any] = [item.model_dump(exclude_none=True), {"role": "user", "content": "Which city?"}]
+    follow = await client.responses.create(model=model, input=history)
+    assert follow.output_text == "Oslo, as discussed."
+    sent = stack.upstream.scripts[model].requests[1]["input"]
+    assert sent[0]["role"] == "developer" and sent[0]["content"].endswith("They talked about Oslo.")
+    assert [i.get("role") for i in sent] == ["developer", "user"]
