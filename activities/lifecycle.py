@@ -14,6 +14,7 @@ from core.status import ResponseStatus
 from core.stream_events import TERMINAL_EVENT, lifecycle
 from core.tiers import effective_tier
 from core.usage import Usage
+from db import conversations
 from db import responses as db
 from db.events import append_events
 from db.tables import Response
@@ -24,11 +25,16 @@ async def move_status(session: AsyncSession, response_id: str, status: ResponseS
                       incomplete_reason: str | None = None, commit: bool = True) -> Response | None:
     """Move a response to `status` if it is in one of `only_from`; the moved row, None when it did not move.
 
+    A response in a conversation that took its turn appends its items to it in the same transaction.
+
     A streamed response gets created + in_progress events when it starts and its terminal event when it ends.
     With commit=False the change rides on the caller's transaction.
     """
     row = await db.set_status(session, response_id, status, only_from=only_from, error=error,
                               incomplete_reason=incomplete_reason)
+    if row is not None and row.conversation_id and status in TURN_TAKEN:
+        await conversations.append_items(session, row.conversation_id, await db.own_items(session, response_id),
+                                         response_id)
     if row is not None and row.request.get("stream"):
         rendered = render_response(row, await db.output_items(session, response_id))
         if status == ResponseStatus.IN_PROGRESS:
@@ -39,6 +45,11 @@ async def move_status(session: AsyncSession, response_id: str, status: ResponseS
     if commit:
         await session.commit()
     return row
+
+
+# A response that ended with one of these took its turn: its input and output join its conversation, in order, in
+# the transaction of the status move. A failed or cancelled one adds nothing; its client sends the turn again.
+TURN_TAKEN = frozenset({ResponseStatus.COMPLETED, ResponseStatus.INCOMPLETE})
 
 
 async def rendered(session: AsyncSession, row: Response) -> dict[str, Any]:
@@ -93,6 +104,7 @@ def render_response(row: Response, output: list[dict[str, Any]]) -> dict[str, An
         "prompt_cache_key": req.get("prompt_cache_key"),
         "prompt_cache_retention": req.get("prompt_cache_retention"),
         "metadata": req.get("metadata") or {},
+        "conversation": {"id": row.conversation_id} if row.conversation_id else None,
         "usage": Usage.model_validate(row).to_wire(),
     }, output)
 

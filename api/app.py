@@ -14,14 +14,20 @@ from api.body_limit import BodySizeLimit
 from api.errors import install_error_handlers
 from api.openapi import install_openapi
 from api.request_metrics import RequestMetrics
-from api.routes import admin, chat, models, responses
+from api.routes import admin, chat, conversations, models, responses
 from api.service import ResponseService
 from api.stream import EventNotifier, EventRelay
 from core.metrics import Metrics
 from core.settings import Settings
 from core.status import OPEN_STATUSES
 from core.temporal import connect_temporal
-from core.wire import CompactRequest, CreateResponseRequest
+from core.wire import (
+    AddItemsRequest,
+    CompactRequest,
+    CreateConversationRequest,
+    CreateResponseRequest,
+    UpdateConversationRequest,
+)
 from db.engine import create_engine, database_url, session_factory
 from db.events import delete_expired_events
 from db.responses import count_open_responses, delete_ended_unstored
@@ -77,9 +83,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
     install_error_handlers(app, metrics)
-    for module in (responses, chat, models, admin):
+    for module in (responses, conversations, chat, models, admin):
         app.include_router(module.router)
-    install_openapi(app, [CreateResponseRequest, CompactRequest])
+    install_openapi(app, [CreateResponseRequest, CompactRequest, CreateConversationRequest,
+                          UpdateConversationRequest, AddItemsRequest])
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.context_window import fit_messages
 from core.convert import items_to_messages, tools_to_chat
-from core.errors import Conflict, InvalidRequest
+from core.errors import Conflict, InvalidRequest, NotFound
 from core.ids import idempotent_response_id, new_id
 from core.model_target import ModelTarget
 from core.settings import Settings
@@ -22,6 +22,7 @@ from core.wire import (
     parse_request,
     validate_body,
 )
+from db import conversations
 from db import responses as db
 from db.catalog import list_tools, resolve_model, tools_by_name
 from db.compactions import completed_summaries
@@ -70,16 +71,40 @@ async def prepare(s: AsyncSession, settings: Settings, owner_id: str, body: Any,
         response_id = new_id("resp")
     target = await require_model(s, settings, req.model)
     prev = await _ended_previous(s, owner_id, req.previous_response_id) if req.previous_response_id else None
+    conversation_id = await _join_conversation(s, owner_id, req) if req.conversation is not None else None
     items = await _resolve_references(s, owner_id, normalize_input(req.input, cache_ttls=settings.cache_control_ttls))
     model_tools, server_tools = await _model_tools(s, req)
     if target.context_window and req.truncation != "auto":
-        await _check_window(s, owner_id, req, target.context_window, prev, items, model_tools)
+        history = (await db.context_items(s, prev.id) if prev else
+                   await conversations.all_items(s, conversation_id) if conversation_id else [])
+        await _check_window(s, owner_id, req, target.context_window, history + items, model_tools)
     request = req.model_dump(mode="json", exclude={"input", *(req.model_extra or {})})
     request |= {"_model_tools": model_tools, "_server_tools": server_tools}
     row = Response(id=response_id, owner_id=owner_id, status=ResponseStatus.QUEUED, model=req.model, request=request,
                    previous_response_id=req.previous_response_id, idempotency_key=idempotency_key,
-                   request_hash=request_hash)
+                   request_hash=request_hash, conversation_id=conversation_id)
     return Prepared(req, row, items, True)
+
+
+async def _join_conversation(s: AsyncSession, owner_id: str, req: CreateResponseRequest) -> str:
+    """The conversation a response reads and appends to, locked until the response is stored (so two creates
+    cannot both find it free); a 409 while another response runs on it, whose items would interleave."""
+    if req.previous_response_id:
+        raise InvalidRequest("Give either 'conversation' or 'previous_response_id', not both.", param="conversation",
+                             code="invalid_value")
+    if not req.store:
+        raise InvalidRequest("A response in a conversation is kept in it: store must be true.", param="store",
+                             code="invalid_value")
+    conversation_id = req.conversation_id
+    assert conversation_id is not None
+    if await conversations.get(s, conversation_id, owner_id, lock=True) is None:
+        raise NotFound(f"No conversation found with id '{conversation_id}'.", param="conversation",
+                       code="conversation_not_found")
+    running = await conversations.open_response(s, conversation_id)
+    if running is not None:
+        raise Conflict(f"Response '{running}' is still running in this conversation; send the next turn when it "
+                       "has ended (or cancel it).", param="conversation", code="conversation_busy")
+    return conversation_id
 
 
 async def _model_tools(s: AsyncSession, req: CreateResponseRequest) -> tuple[list[dict[str, Any]], list[str]]:
@@ -148,10 +173,9 @@ async def _resolve_references(s: AsyncSession, owner_id: str,
 
 
 async def _check_window(s: AsyncSession, owner_id: str, req: CreateResponseRequest, window: int,
-                        prev: Response | None, items: list[dict[str, Any]], tools: list[dict[str, Any]]) -> None:
+                        context: list[dict[str, Any]], tools: list[dict[str, Any]]) -> None:
     """`truncation: "disabled"`: a first model call that cannot fit the context window is a 400 naming `input`,
     before anything is stored (the loop checks every later call the same way)."""
-    context = (await db.context_items(s, prev.id) if prev else []) + items
     messages = items_to_messages(req.instructions, context,
                                  await completed_summaries(s, owner_id, context))
     _, refused = fit_messages(messages, window=window, tools=tools_to_chat(tools), auto=False,

@@ -9,6 +9,7 @@ member of the spec's union their `type` names, not by trying the union's thirty-
 from typing import Any, get_args
 
 from openai import BaseModel as WireModel
+from openai.types.conversations import ConversationItem
 from openai.types.responses import Response, ResponseItem, ResponseOutputItem
 
 _TIMESTAMPS = ("created_at", "completed_at")
@@ -42,6 +43,7 @@ def _members(union: Any) -> dict[tuple[str, str | None], type[WireModel]]:
 
 _OUTPUT_ITEMS = _members(ResponseOutputItem)
 _LISTED_ITEMS = _members(ResponseItem)
+_CONVERSATION_ITEMS = _members(ConversationItem)
 
 
 def _item(members: dict[tuple[str, str | None], type[WireModel]], data: dict[str, Any]) -> dict[str, Any]:
@@ -61,6 +63,11 @@ def output_item(data: dict[str, Any]) -> dict[str, Any]:
 def listed_item(data: dict[str, Any]) -> dict[str, Any]:
     """An item as `input_items` lists it, as the spec's model for its type; ValueError if it is not one."""
     return _item(_LISTED_ITEMS, data)
+
+
+def conversation_item(data: dict[str, Any]) -> dict[str, Any]:
+    """An item as a conversation holds it, as the spec's model for its type; ValueError if it is not one."""
+    return _item(_CONVERSATION_ITEMS, data)
 
 
 def response(fields: dict[str, Any], output: list[dict[str, Any]]) -> dict[str, Any]:

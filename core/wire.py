@@ -3,7 +3,7 @@
 from collections.abc import Collection
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core.emit import listed_item
 from core.errors import InvalidCacheControl, InvalidRequest
@@ -73,7 +73,6 @@ class CompactionManagement(BaseModel):
 
 # Fields of the spec's create request this server cannot honour: sent with a value, they are a 400 naming them.
 UNSUPPORTED_FIELDS = {
-    "conversation": "Conversations are not supported yet; chain responses with previous_response_id.",
     "prompt": "Stored prompt templates are not supported; send instructions and input.",
     "moderation": "Moderation is not run by this server.",
     "access_programs": "Access programs are not supported.",
@@ -84,6 +83,24 @@ UNSUPPORTED_FIELDS = {
 }
 # Fields accepted and ignored, because ignoring them changes nothing a client sees (README, "Request fields").
 IGNORED_FIELDS = frozenset({"stream_options"})  # include_obfuscation: our deltas carry no obfuscation padding
+
+
+def _metadata_limits(v: dict[str, str]) -> dict[str, str]:
+    if len(v) > 16:
+        raise ValueError("metadata may have at most 16 keys")
+    if any(len(k) > 64 or len(val) > 512 for k, val in v.items()):
+        raise ValueError("metadata keys are at most 64 characters and values at most 512")
+    return v
+
+
+# `metadata` on responses and conversations: at most 16 string pairs, keys ≤ 64 and values ≤ 512 characters.
+Metadata = Annotated[dict[str, str], AfterValidator(_metadata_limits)]
+
+
+class ConversationRef(BaseModel):
+    """`conversation` given as an object."""
+
+    id: str = Field(min_length=1)
 
 
 class CreateResponseRequest(BaseModel):
@@ -103,7 +120,7 @@ class CreateResponseRequest(BaseModel):
     max_output_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, ge=0, le=1)
-    metadata: dict[str, str] = {}
+    metadata: Metadata = {}
     store: bool = True
     user: str | None = None
     background: bool = False
@@ -118,15 +135,12 @@ class CreateResponseRequest(BaseModel):
     safety_identifier: str | None = Field(None, max_length=64)
     context_management: list[CompactionManagement] | None = Field(None, max_length=1)
     top_logprobs: int | None = Field(None, ge=0, le=20)
+    conversation: str | ConversationRef | None = None
 
-    @field_validator("metadata")
-    @classmethod
-    def _metadata_limits(cls, v: dict[str, str]) -> dict[str, str]:
-        if len(v) > 16:
-            raise ValueError("metadata may have at most 16 keys")
-        if any(len(k) > 64 or len(val) > 512 for k, val in v.items()):
-            raise ValueError("metadata keys are at most 64 characters and values at most 512")
-        return v
+    @property
+    def conversation_id(self) -> str | None:
+        """The conversation's id, however it was given."""
+        return self.conversation.id if isinstance(self.conversation, ConversationRef) else self.conversation
 
     @field_validator("tool_choice")
     @classmethod
@@ -136,6 +150,31 @@ class CreateResponseRequest(BaseModel):
         if isinstance(v, dict) and not (v.get("type") == "function" and isinstance(v.get("name"), str)):
             raise ValueError("tool_choice object must be {\"type\": \"function\", \"name\": ...}")
         return v
+
+
+class CreateConversationRequest(BaseModel):
+    """POST /v1/conversations body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metadata: Metadata = {}
+    items: list[dict[str, Any]] | None = Field(None, max_length=20)
+
+
+class UpdateConversationRequest(BaseModel):
+    """POST /v1/conversations/{id} body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metadata: Metadata
+
+
+class AddItemsRequest(BaseModel):
+    """POST /v1/conversations/{id}/items body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[dict[str, Any]] = Field(min_length=1, max_length=20)
 
 
 class CompactRequest(BaseModel):
@@ -167,6 +206,8 @@ def validate_body(model: type[M], body: Any) -> M:
         if err["type"] == "missing":
             raise InvalidRequest(f"Missing required parameter: '{param}'.", param=param,
                                  code="missing_required_parameter") from None
+        if err["type"] == "extra_forbidden":
+            raise InvalidRequest(f"Unknown parameter: '{param}'.", param=param, code="unknown_parameter") from None
         raise InvalidRequest(f"Invalid value for '{param}': {err['msg']}.", param=param,
                              code="invalid_value") from None
 
@@ -285,7 +326,8 @@ def _text_of(content: Any, param: str, role: str, cache_ttls: Collection[str]) -
     return parts
 
 
-def normalize_input(raw: str | list[dict[str, Any]], *, cache_ttls: Collection[str] = ()) -> list[dict[str, Any]]:
+def normalize_input(raw: str | list[dict[str, Any]], *, cache_ttls: Collection[str] = (),
+                    field: str = "input") -> list[dict[str, Any]]:
     """Turn every accepted input shape into stored items, each with an `id`.
 
     `cache_control` breakpoints on content parts are checked against the enabled TTLs, at most four in all.
@@ -297,7 +339,7 @@ def normalize_input(raw: str | list[dict[str, Any]], *, cache_ttls: Collection[s
                  "content": [{"type": "input_text", "text": raw}]}]
     items: list[dict[str, Any]] = []
     for i, item in enumerate(raw):
-        param = f"input[{i}]"
+        param = f"{field}[{i}]"
         kind = item.get("type", "message" if "role" in item else None)
         if kind == "message":
             role = item.get("role")
@@ -363,13 +405,13 @@ def normalize_input(raw: str | list[dict[str, Any]], *, cache_ttls: Collection[s
             raise InvalidRequest(f"Unsupported input item type {kind!r}.", param=f"{param}.type",
                                  code="unsupported_value")
     if not items:
-        raise InvalidRequest("'input' must not be empty.", param="input", code="invalid_value")
-    items = [_as_listed(item, i) for i, item in enumerate(items)]
+        raise InvalidRequest(f"'{field}' must not be empty.", param=field, code="invalid_value")
+    items = [_as_listed(item, i, field) for i, item in enumerate(items)]
     seen: set[str] = set()
     for i, item in enumerate(items):
         if item["type"] != "item_reference":
             if item["id"] in seen:
-                raise InvalidRequest(f"Duplicate item id {item['id']!r} in input.", param=f"input[{i}].id",
+                raise InvalidRequest(f"Duplicate item id {item['id']!r} in {field}.", param=f"{field}[{i}].id",
                                      code="invalid_value")
             seen.add(item["id"])
     markers = [(i, j) for i, item in enumerate(items) for j, part in enumerate(item.get("content") or [])
@@ -378,11 +420,11 @@ def normalize_input(raw: str | list[dict[str, Any]], *, cache_ttls: Collection[s
         i, j = markers[MAX_CACHE_BREAKPOINTS]
         raise InvalidCacheControl(f"At most {MAX_CACHE_BREAKPOINTS} cache_control breakpoints per request "
                                   f"(enabled TTLs: {', '.join(cache_ttls) or 'none'}).",
-                                  param=f"input[{i}].content[{j}].cache_control", reason="too_many")
+                                  param=f"{field}[{i}].content[{j}].cache_control", reason="too_many")
     return items
 
 
-def _as_listed(item: dict[str, Any], index: int) -> dict[str, Any]:
+def _as_listed(item: dict[str, Any], index: int, field: str) -> dict[str, Any]:
     """A normalized input item as the spec's item model (how input_items lists it); references are resolved later."""
     if item["type"] == "item_reference":
         return item
@@ -391,7 +433,7 @@ def _as_listed(item: dict[str, Any], index: int) -> dict[str, Any]:
     except ValidationError as exc:
         first = _in_matching_member(exc.errors())
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"] if not _is_member(p))
-        raise InvalidRequest(f"Invalid {item['type']} item: {first['msg']}.", param=f"input[{index}]{where}",
+        raise InvalidRequest(f"Invalid {item['type']} item: {first['msg']}.", param=f"{field}[{index}]{where}",
                              code="invalid_value") from exc
 
 

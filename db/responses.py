@@ -57,6 +57,15 @@ async def items_by_ids(session: AsyncSession, owner_id: str, ids: list[str]) -> 
     return found
 
 
+async def own_items(session: AsyncSession, response_id: str) -> list[dict[str, Any]]:
+    """A response's input items, then its output, in order."""
+    rows = await session.scalars(
+        select(col(Item.data)).where(col(Item.response_id) == response_id)
+        .order_by(col(Item.direction), col(Item.position))  # "input" sorts before "output"
+    )
+    return list(rows)
+
+
 async def output_items(session: AsyncSession, response_id: str) -> list[dict[str, Any]]:
     """A response's output, in order."""
     rows = await session.scalars(
@@ -86,9 +95,11 @@ async def input_items_page(session: AsyncSession, response_id: str, *, after: st
 
 
 async def context_items(session: AsyncSession, response_id: str) -> list[dict[str, Any]]:
-    """Everything the model sees: the previous_response_id chain's inputs and outputs, then this one's.
+    """Everything the model sees: its conversation's items or the previous_response_id chain's inputs and outputs,
+    then this one's.
 
-    Output items carry `_turn` (which model call produced them), so calls of different turns stay apart.
+    Output items carry `_turn` (which model call produced them), so calls of different turns stay apart. A
+    conversation's items come first (as inputs), but not those this response appended itself when it ended.
     """
     rows = await session.execute(text("""
         WITH RECURSIVE chain(id, prev, depth) AS (
@@ -97,9 +108,15 @@ async def context_items(session: AsyncSession, response_id: str) -> list[dict[st
             SELECT r.id, r.previous_response_id, c.depth + 1
             FROM responses r JOIN chain c ON r.id = c.prev WHERE c.depth < 10000
         )
-        SELECT i.data, i.direction, i.position / :stride AS step, c.depth
-        FROM items i JOIN chain c ON i.response_id = c.id
-        ORDER BY c.depth DESC, i.direction, i.position
+        SELECT data, direction, step, depth FROM (
+            SELECT ci.data, 'input' AS direction, 0 AS step, 2147483647 AS depth, ci.position
+            FROM conversation_items ci JOIN responses r ON r.conversation_id = ci.conversation_id
+            WHERE r.id = :id AND ci.response_id IS DISTINCT FROM :id
+            UNION ALL
+            SELECT i.data, i.direction, i.position / :stride, c.depth, i.position
+            FROM items i JOIN chain c ON i.response_id = c.id
+        ) context
+        ORDER BY depth DESC, direction, position
     """), {"id": response_id, "stride": STEP_STRIDE})
     return [{**data, "_turn": f"{depth}/{step}"} if direction == "output" else data
             for data, direction, step, depth in rows]

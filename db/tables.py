@@ -99,6 +99,7 @@ class Response(SQLModel, table=True):
     reasoning_tokens: int = _zero()
     event_seq: int = _zero()
     cache_write_tokens: int = _zero()  # last: added by a later revision
+    conversation_id: str | None = Field(default=None, sa_type=Text, index=True)  # no FK: it outlives a deletion
 
 
 class Item(SQLModel, table=True):
@@ -167,3 +168,26 @@ class Compaction(SQLModel, table=True):
     created_at: datetime = _now()
     completed_at: datetime | None = _ts()
     cache_write_tokens: int = _zero()  # last: added by a later revision
+
+
+class Conversation(SQLModel, table=True):
+    """A durable thread of items; responses created with it read it as context and append to it when they end."""
+
+    __tablename__ = "conversations"
+    id: str = Field(primary_key=True, sa_type=Text)
+    owner_id: str = Field(sa_type=Text)
+    metadata_: dict[str, Any] = Field(sa_column=Column("metadata", JSONB, nullable=False))
+    created_at: datetime = _now()
+
+
+class ConversationItem(SQLModel, table=True):
+    """One item of a conversation, in order; an item id appears once per conversation."""
+
+    __tablename__ = "conversation_items"
+    __table_args__ = (UniqueConstraint("conversation_id", "id", name="conversation_items_id_key"),)
+    conversation_id: str = Field(primary_key=True, foreign_key="conversations.id", ondelete="CASCADE", sa_type=Text)
+    position: int = Field(primary_key=True, sa_type=BigInteger)
+    id: str = Field(sa_type=Text)
+    response_id: str | None = Field(default=None, sa_type=Text)  # the response that added it, if one did
+    data: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    created_at: datetime = _now()

@@ -57,7 +57,8 @@ PARSE_ERRORS: list[tuple[dict[str, Any], str, str]] = [
     ({"model": MODEL, "input": "hi", "prompt_cache_retention": "forever"}, "prompt_cache_retention",
      "invalid_value"),
     ({"model": MODEL, "input": "hi", "temprature": 0.2}, "temprature", "unknown_parameter"),
-    ({"model": MODEL, "input": "hi", "conversation": "conv_1"}, "conversation", "unsupported_parameter"),
+    ({"model": MODEL, "input": "hi", "moderation": {"model": "omni"}}, "moderation", "unsupported_parameter"),
+    ({"model": MODEL, "input": "hi", "conversation": {"name": "x"}}, "conversation", "invalid_value"),
     ({"model": MODEL, "input": "hi", "prompt": {"id": "pmpt_1"}}, "prompt", "unsupported_parameter"),
     ({"model": MODEL, "input": [{"role": "user", "content": [{"type": "input_image", "image_url": 7}]}]},
      "input[0].content[0].image_url", "invalid_value"),
@@ -107,8 +108,8 @@ def test_bad_body_is_rejected_by_parsing(body: dict[str, Any], param: str, code:
 def test_ignored_and_null_unsupported_fields_are_accepted_and_not_stored() -> None:
     req, items = validate({"model": MODEL, "input": [{"role": "user", "content": [
         {"type": "input_image", "image_url": "data:image/png;base64,AA"}]}],
-        "stream_options": {"include_obfuscation": False}, "conversation": None})
-    assert req.model_extra == {"stream_options": {"include_obfuscation": False}, "conversation": None}
+        "stream_options": {"include_obfuscation": False}, "moderation": None})
+    assert req.model_extra == {"stream_options": {"include_obfuscation": False}, "moderation": None}
     assert items[0]["content"][0]["detail"] == "auto"  # the spec's default, listed as OpenAI lists it
 
 
