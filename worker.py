@@ -34,7 +34,7 @@ def build_worker(client: Client, settings: Settings, sessions: async_sessionmake
                  max_concurrent_activities: int = 100, max_concurrent_workflow_tasks: int = 100) -> Worker:
     """A worker serving the response workflow and its activities on one task queue."""
     model = ModelCallActivity(sessions, http, settings, metrics)
-    tools = ToolCallActivity(sessions, http, metrics)
+    tools = ToolCallActivity(sessions, http, metrics, settings.fetch)
     state = ResponseStateActivities(sessions, metrics)
     compaction = CompactionActivities(sessions, http, settings)
     return Worker(

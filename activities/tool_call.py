@@ -9,8 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.fetch_guard import check_url
 from activities.heartbeat import heartbeating
 from core.contracts import ToolCallInput, ToolResult
+from core.fetch_policy import FetchPolicy, FetchRefused
 from core.metrics import Metrics
 from core.stream_events import item_done, mcp_call_done, tool_error
 from db import responses as db
@@ -25,6 +27,7 @@ class ToolCallActivity:
     sessions: async_sessionmaker[AsyncSession]
     http: httpx.AsyncClient
     metrics: Metrics
+    fetch: FetchPolicy  # where tools may be reached
 
     @activity.defn(name="call_tool")
     async def call_tool(self, inp: ToolCallInput) -> ToolResult:
@@ -65,6 +68,10 @@ class ToolCallActivity:
             json.loads(arguments)
         except ValueError:
             return None, "the model sent arguments that are not valid JSON"
+        try:
+            await check_url(tool.url, self.fetch)  # now, not only when it was registered: names can re-resolve
+        except FetchRefused as exc:
+            return None, f"tool {tool.name!r} may not be reached: {exc}"
         headers = {"Content-Type": "application/json", "Idempotency-Key": idempotency_key}
         if tool.secret_header_name and tool.secret_header_value:
             headers[tool.secret_header_name] = tool.secret_header_value

@@ -13,6 +13,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.fetch_policy import LOOPBACK
 from core.settings import Settings
 from core.temporal import connect_temporal, ensure_search_attributes
 from stack.dev import prepare_database
@@ -123,7 +124,8 @@ class OurStack:
         await ensure_search_attributes(await connect_temporal(settings), settings.temporal_namespace)
         env = {**os.environ, "DATABASE_URL": str(settings.database_url), "TEMPORAL_ADDRESS": settings.temporal_address,
                "AGENTRUNNER_ADMIN_TOKEN": str(settings.admin_token), "AGENTRUNNER_API_PORT": str(settings.api_port),
-               "AGENTRUNNER_STATE_DIR": str(state_dir), "AGENTRUNNER_WORKER_METRICS_PORT": "0"}
+               "AGENTRUNNER_STATE_DIR": str(state_dir), "AGENTRUNNER_WORKER_METRICS_PORT": "0",
+               **LOOPBACK.env()}  # the scripted tools listen on 127.0.0.1
         stack = cls(state_dir, settings, env, api_key)
         exit_stack.callback(stack.scale, 0)
         stack.api = stack._spawn("stack.cli", "api")

@@ -7,6 +7,7 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.contracts import StepPolicy
+from core.fetch_policy import FetchPolicy
 
 
 def _env(name: str) -> AliasChoices:
@@ -48,6 +49,7 @@ class Settings(BaseSettings):
     scripted_model: str = "agentrunner-scripted"
 
     steps: StepPolicy = StepPolicy()
+    fetch: FetchPolicy = FetchPolicy()  # where requests may make the server fetch (MCP servers, HTTP tools)
     response_timeout_seconds: float = 3600.0
     cancel_wait_seconds: float = 10.0
     worker_shutdown_grace_seconds: float = 30.0

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from core.fetch_policy import LOOPBACK
 from core.settings import Settings
 from core.temporal import connect_temporal, ensure_search_attributes
 from db.catalog import create_api_key
@@ -108,7 +109,9 @@ def run_dev(settings: Settings, workers: int = 2, temporal_port: int = 7233, met
         applied += asyncio.run(_register_search_attributes(settings))
         if applied:
             print(f"applied migrations: {', '.join(applied)}", flush=True)
-        env = {**os.environ, "DATABASE_URL": db_url, "TEMPORAL_ADDRESS": settings.temporal_address,
+        # `dev` may reach loopback MCP servers and tools unless the operator set a policy of their own.
+        fetch = {} if settings.fetch.allowed_hosts or settings.fetch.allowed_networks else LOOPBACK.env()
+        env = {**os.environ, **fetch, "DATABASE_URL": db_url, "TEMPORAL_ADDRESS": settings.temporal_address,
                "AGENTRUNNER_ADMIN_TOKEN": creds["admin_token"],
                "AGENTRUNNER_STATE_DIR": str(settings.state_dir.resolve())}
         children.append(subprocess.Popen([sys.executable, "-m", "stack.cli", "api"], env=env))

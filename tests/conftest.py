@@ -25,6 +25,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
 from core.contracts import StepPolicy
+from core.fetch_policy import LOOPBACK
 from core.metrics import Metrics
 from core.settings import Settings
 from core.temporal import connect_temporal, ensure_search_attributes
@@ -87,6 +88,7 @@ def base_settings(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Sett
         steps=StepPolicy(retry_initial_seconds=0.1, retry_max_seconds=1.0, heartbeat_timeout_seconds=2.0),
         reconcile_interval_seconds=3600,
         max_body_bytes=64 * 1024,
+        fetch=LOOPBACK,  # the scripted tools and MCP servers listen on 127.0.0.1
     )
 
 

@@ -111,3 +111,4 @@ NODE_DIR = repo_root() / "tests" / "node"  # the Vercel AI SDK client scripts
 def node_ready() -> bool:
     """Whether node and the AI SDK packages are installed (make test installs them)."""
     return shutil.which("node") is not None and (NODE_DIR / "node_modules" / "ai").exists()
+

@@ -25,7 +25,7 @@ def _env(stack: Stack, **extra: str) -> dict[str, str]:
             "AGENTRUNNER_TASK_QUEUE": s.task_queue, "AGENTRUNNER_ADMIN_TOKEN": ADMIN_TOKEN,
             "AGENTRUNNER_STATE_DIR": str(s.state_dir),
             # A killed worker's cached workflows move on after 1 s instead of Temporal's default 10 s.
-            "AGENTRUNNER_WORKER_STICKY_TIMEOUT_SECONDS": "1", **extra}
+            "AGENTRUNNER_WORKER_STICKY_TIMEOUT_SECONDS": "1", **s.fetch.env(), **extra}
 
 
 async def _alive(proc: subprocess.Popen[bytes]) -> bool:
