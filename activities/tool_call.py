@@ -14,7 +14,7 @@ from activities.heartbeat import heartbeating
 from core.contracts import ToolCallInput, ToolResult
 from core.fetch_policy import FetchPolicy, FetchRefused
 from core.metrics import Metrics
-from core.stream_events import item_done, mcp_call_done, tool_error
+from core.stream_events import mcp_call_done, mcp_call_finished, tool_error
 from db import responses as db
 from db.catalog import tools_by_name
 from db.tables import Tool
@@ -59,7 +59,7 @@ class ToolCallActivity:
         done = mcp_call_done(call, output, None if error is None else tool_error(error))
         async with self.sessions() as s:
             await db.complete_step(s, inp.response_id, inp.seq, items=[], replace=[done], result=result.model_dump(),
-                                   error=error, events=[item_done(inp.output_index, done)])
+                                   error=error, events=mcp_call_finished(inp.output_index, done))
         return result
 
     async def _invoke(self, tool: Tool, arguments: str, idempotency_key: str) -> tuple[str | None, str | None]:

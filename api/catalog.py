@@ -10,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import Conflict, NotFound
 from core.model_target import UpstreamApi
+from core.stream_events import SERVER_LABEL
 from db import catalog
-from db.tables import Tool, UpstreamModel
+from db.tables import McpServer, Tool, UpstreamModel
 
 
 def _http_url(value: str) -> str:
@@ -60,6 +61,29 @@ class NewTool(BaseModel):
         if (self.secret_header_name is None) != (self.secret_header_value is None):
             raise ValueError("secret_header_name and secret_header_value go together")
         return self
+
+
+class NewMcpServer(BaseModel):
+    """POST /admin/mcp-servers: a remote MCP server (streamable HTTP) that requests name by its label."""
+
+    label: str = Field(min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9_-]+$")
+    url: str
+    headers: dict[str, str] = Field(default_factory=dict, description="sent with every request to it (secrets)")
+    description: str = ""
+
+    _url = field_validator("url")(_http_url)
+
+    @field_validator("label")
+    @classmethod
+    def _not_ours(cls, v: str) -> str:
+        if v == SERVER_LABEL:
+            raise ValueError(f"{SERVER_LABEL!r} is the label of the server's own registered tools")
+        return v
+
+
+def mcp_server_json(row: McpServer) -> dict[str, Any]:
+    """A registered MCP server as the admin API shows it (header values omitted)."""
+    return {"label": row.label, "url": row.url, "header_names": sorted(row.headers), "description": row.description}
 
 
 def model_json(row: UpstreamModel) -> dict[str, Any]:
@@ -128,3 +152,20 @@ async def remove_tool(s: AsyncSession, name: str) -> dict[str, Any]:
     if not await catalog.remove_tool(s, name):
         raise NotFound(f"No tool {name!r}.", param="name")
     return {"name": name, "deleted": True}
+
+
+async def add_mcp_server(s: AsyncSession, new: NewMcpServer) -> dict[str, Any]:
+    """Register (or replace) a remote MCP server; requests are checked against the fetch policy when they use it."""
+    return mcp_server_json(await catalog.add_mcp_server(s, **new.model_dump()))
+
+
+async def list_mcp_servers(s: AsyncSession) -> list[dict[str, Any]]:
+    """Registered MCP servers (header values omitted)."""
+    return [mcp_server_json(r) for r in await catalog.list_mcp_servers(s)]
+
+
+async def remove_mcp_server(s: AsyncSession, label: str) -> dict[str, Any]:
+    """Unregister an MCP server."""
+    if not await catalog.remove_mcp_server(s, label):
+        raise NotFound(f"No MCP server {label!r}.", param="label")
+    return {"label": label, "deleted": True}

@@ -11,7 +11,7 @@ from typing import Any
 
 from openai import BaseModel as WireModel
 from openai.types import responses as ev
-from openai.types.responses.response_output_item import McpCall
+from openai.types.responses.response_output_item import McpCall, McpListTools
 
 from core.emit import dump, event
 from core.ids import new_id
@@ -89,10 +89,36 @@ def function_call_item(call_id: str, name: str, arguments: str) -> dict[str, Any
                                             arguments=arguments, status="completed"))
 
 
-def mcp_call_item(name: str, arguments: str) -> dict[str, Any]:
-    """A call of a registered tool, which the server runs: in progress until its tool step completes it."""
-    return dump(McpCall(id=new_id("mcp"), type="mcp_call", server_label=SERVER_LABEL, name=name,
-                           arguments=arguments, output=None, error=None, status="in_progress"))
+def mcp_call_item(name: str, arguments: str, server_label: str = SERVER_LABEL) -> dict[str, Any]:
+    """A call the server runs (of a registered tool, or of a remote MCP server's): in progress until its tool step
+    completes it."""
+    return dump(McpCall(id=new_id("mcp"), type="mcp_call", server_label=server_label, name=name,
+                        arguments=arguments, output=None, error=None, status="in_progress"))
+
+
+def mcp_call_finished(index: int, item: dict[str, Any]) -> list[dict[str, Any]]:
+    """A server-side call's end: mcp_call.completed or .failed, then output_item.done."""
+    where = {"item_id": item["id"], "output_index": index}
+    if item["status"] == "completed":
+        end = event(ev.ResponseMcpCallCompletedEvent, type="response.mcp_call.completed", **where)
+    else:
+        end = event(ev.ResponseMcpCallFailedEvent, type="response.mcp_call.failed", **where)
+    return [end, item_done(index, item)]
+
+
+def mcp_list_tools_item(server_label: str, tools: list[dict[str, Any]]) -> dict[str, Any]:
+    """The tools a remote MCP server offers, listed once per response (later turns reuse the item)."""
+    return dump(McpListTools(id=new_id("mcpl"), type="mcp_list_tools", server_label=server_label, tools=tools,
+                             error=None))
+
+
+def mcp_list_tools_events(index: int, item: dict[str, Any]) -> list[dict[str, Any]]:
+    """A whole listing: added (no tools yet), in_progress, completed, done."""
+    where = {"item_id": item["id"], "output_index": index}
+    return [item_added(index, {**item, "tools": []}),
+            event(ev.ResponseMcpListToolsInProgressEvent, type="response.mcp_list_tools.in_progress", **where),
+            event(ev.ResponseMcpListToolsCompletedEvent, type="response.mcp_list_tools.completed", **where),
+            item_done(index, item)]
 
 
 def tool_error(message: str) -> dict[str, Any]:
@@ -157,10 +183,17 @@ def reasoning_events(index: int, item: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def call_events(index: int, item: dict[str, Any]) -> list[dict[str, Any]]:
-    """A client-side call is whole at once; a server-side (mcp_call) one is only added: its tool's step ends it."""
-    if item["type"] == "mcp_call":
-        return [item_added(index, item)]
-    return function_call_events(index, item)
+    """A client-side call is whole at once; a server-side (mcp_call) one is added with its arguments and in
+    progress: its tool's step ends it (mcp_call_finished)."""
+    if item["type"] != "mcp_call":
+        return function_call_events(index, item)
+    where = {"item_id": item["id"], "output_index": index}
+    return [item_added(index, {**item, "arguments": ""}),
+            event(ev.ResponseMcpCallArgumentsDeltaEvent, type="response.mcp_call_arguments.delta", **where,
+                  delta=item["arguments"]),
+            event(ev.ResponseMcpCallArgumentsDoneEvent, type="response.mcp_call_arguments.done", **where,
+                  arguments=item["arguments"]),
+            event(ev.ResponseMcpCallInProgressEvent, type="response.mcp_call.in_progress", **where)]
 
 
 def item_events(index: int, item: dict[str, Any], *, pending_call: bool = False) -> list[dict[str, Any]]:

@@ -236,12 +236,34 @@ def parse_request(body: Any) -> CreateResponseRequest:
 
 
 def _check_mcp_tool(tool: dict[str, Any], param: str) -> None:
-    if tool.get("server_label") != SERVER_LABEL:
-        raise InvalidRequest(f"Only server_label '{SERVER_LABEL}' (the server's registered tools) is supported.",
-                             param=f"{param}.server_label", code="unsupported_value")
-    if tool.get("require_approval") not in (None, "never"):
-        raise InvalidRequest("Tool approval is not supported; use require_approval 'never'.",
-                             param=f"{param}.require_approval", code="unsupported_value")
+    label = tool.get("server_label")
+    if not isinstance(label, str) or not label:
+        raise InvalidRequest("mcp tools need a 'server_label'.", param=f"{param}.server_label",
+                             code="missing_required_parameter")
+    if label == SERVER_LABEL:
+        if tool.get("server_url") is not None:
+            raise InvalidRequest(f"server_label '{SERVER_LABEL}' names the server's own registered tools; it takes "
+                                 "no server_url.", param=f"{param}.server_url", code="invalid_value")
+        if tool.get("require_approval") not in (None, "never"):
+            raise InvalidRequest("The server's own registered tools run without approval; use require_approval "
+                                 "'never'.", param=f"{param}.require_approval", code="unsupported_value")
+    else:
+        url = tool.get("server_url")
+        if url is not None and not (isinstance(url, str) and url.startswith(("http://", "https://"))):
+            raise InvalidRequest("server_url must be an http(s) URL.", param=f"{param}.server_url",
+                                 code="invalid_value")
+        headers = tool.get("headers")
+        if headers is not None and not (isinstance(headers, dict)
+                                        and all(isinstance(v, str) for v in headers.values())):
+            raise InvalidRequest("headers must map names to strings.", param=f"{param}.headers", code="invalid_value")
+        if tool.get("authorization") is not None and not isinstance(tool["authorization"], str):
+            raise InvalidRequest("authorization must be a string.", param=f"{param}.authorization",
+                                 code="invalid_value")
+        if tool.get("require_approval") != "never":
+            # The spec's default is "always"; approvals are not supported yet, so nothing may run unasked.
+            raise InvalidRequest("Approvals are not supported yet: set require_approval to 'never' to let the server "
+                                 "call this MCP server's tools.", param=f"{param}.require_approval",
+                                 code="unsupported_value")
     if mcp_allowed_tools(tool) is None and tool.get("allowed_tools") is not None:
         raise InvalidRequest("allowed_tools must be a list of tool names or {\"tool_names\": [...]}.",
                              param=f"{param}.allowed_tools", code="invalid_value")

@@ -11,7 +11,7 @@ from sqlmodel import col
 from core.ids import hash_secret, new_id
 from core.model_target import ModelTarget, default_target
 from core.settings import Settings
-from db.tables import ApiKey, Tool, UpstreamModel
+from db.tables import ApiKey, McpServer, Tool, UpstreamModel
 
 
 async def resolve_model(session: AsyncSession, settings: Settings, alias: str) -> ModelTarget | None:
@@ -55,7 +55,34 @@ async def add_tool(session: AsyncSession, *, name: str, url: str, description: s
     return await _upsert(session, Tool, {"name": name, **values}, "name", values)
 
 
-CatalogRow = TypeVar("CatalogRow", UpstreamModel, Tool)
+async def add_mcp_server(session: AsyncSession, *, label: str, url: str, headers: dict[str, str],
+                         description: str = "") -> McpServer:
+    """Register (or replace) a remote MCP server under a label."""
+    values = {"url": url, "headers": headers, "description": description}
+    return await _upsert(session, McpServer, {"label": label, **values}, "label", values)
+
+
+async def list_mcp_servers(session: AsyncSession) -> list[McpServer]:
+    """Registered MCP servers, by label."""
+    return list(await session.scalars(select(McpServer).order_by(col(McpServer.label))))
+
+
+async def mcp_servers_by_label(session: AsyncSession, labels: list[str]) -> dict[str, McpServer]:
+    """The registered MCP servers among these labels."""
+    if not labels:
+        return {}
+    return {m.label: m for m in await session.scalars(select(McpServer).where(col(McpServer.label).in_(labels)))}
+
+
+async def remove_mcp_server(session: AsyncSession, label: str) -> bool:
+    """Unregister an MCP server; whether it was registered."""
+    removed = await session.scalar(delete(McpServer).where(col(McpServer.label) == label)
+                                   .returning(col(McpServer.label)))
+    await session.commit()
+    return removed is not None
+
+
+CatalogRow = TypeVar("CatalogRow", UpstreamModel, Tool, McpServer)
 
 
 async def _upsert(session: AsyncSession, table: type[CatalogRow], row: dict[str, Any], key: str,

@@ -72,6 +72,17 @@ class Tool(SQLModel, table=True):
     created_at: datetime = _now()
 
 
+class McpServer(SQLModel, table=True):
+    """A remote MCP server an admin registered under a label; requests name the label, never see the secrets."""
+
+    __tablename__ = "mcp_servers"
+    label: str = Field(primary_key=True, sa_type=Text)
+    url: str = Field(sa_type=Text)
+    headers: dict[str, str] = Field(sa_column=Column(JSONB, nullable=False))  # sent with every request (secrets)
+    description: str = Field(default="", sa_type=Text, sa_column_kwargs={"server_default": text("''")})
+    created_at: datetime = _now()
+
+
 class Response(SQLModel, table=True):
     __tablename__ = "responses"
     __table_args__ = (
@@ -119,7 +130,7 @@ class Item(SQLModel, table=True):
 class Step(SQLModel, table=True):
     __tablename__ = "steps"
     __table_args__ = (
-        CheckConstraint(_in("kind", ["model_call", "tool_call", "compaction"]), name="steps_kind_check"),
+        CheckConstraint(_in("kind", ["model_call", "tool_call", "compaction", "list_tools"]), name="steps_kind_check"),
         CheckConstraint(_in("state", ["running", "completed", "failed"]), name="steps_state_check"),
     )
     response_id: str = Field(primary_key=True, foreign_key="responses.id", ondelete="CASCADE", sa_type=Text)

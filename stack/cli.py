@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from api import catalog
-from api.catalog import NewApiKey, NewModel, NewTool
+from api.catalog import NewApiKey, NewMcpServer, NewModel, NewTool
 from core.errors import AgentRunnerError
 from core.logging import configure_logging
 from core.model_target import UPSTREAM_APIS
@@ -70,6 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_parser("list-tools")
     rt = admin.add_parser("remove-tool")
     rt.add_argument("name")
+    ms = admin.add_parser("add-mcp-server", help="register a remote MCP server (streamable HTTP) under a label")
+    ms.add_argument("label")
+    ms.add_argument("--url", required=True)
+    ms.add_argument("--header", action="append", default=[], help="NAME=VALUE sent with every request (repeatable)")
+    ms.add_argument("--description", default="")
+    admin.add_parser("list-mcp-servers")
+    rms = admin.add_parser("remove-mcp-server")
+    rms.add_argument("label")
     return p
 
 
@@ -105,6 +113,14 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> Any:
                     return await catalog.list_tools(s)
                 case "remove-tool":
                     return await catalog.remove_tool(s, args.name)
+                case "add-mcp-server":
+                    headers = dict(h.split("=", 1) for h in args.header)
+                    return await catalog.add_mcp_server(s, NewMcpServer(
+                        label=args.label, url=args.url, headers=headers, description=args.description))
+                case "list-mcp-servers":
+                    return await catalog.list_mcp_servers(s)
+                case "remove-mcp-server":
+                    return await catalog.remove_mcp_server(s, args.label)
     finally:
         await engine.dispose()
     raise AssertionError(args.action)

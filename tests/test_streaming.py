@@ -79,7 +79,11 @@ async def test_multi_step_stream_with_server_tool(stack: Stack) -> None:
         ("response.output_item.added", 1, "message", "in_progress"),
         ("response.output_item.done", 1, "message", "completed")]
     added = next(e for e in events if e["type"] == "response.output_item.added")
-    assert added["item"]["name"] == tool and added["item"]["arguments"] == '{"q": "Oslo"}'
+    assert added["item"]["name"] == tool and added["item"]["arguments"] == ""
+    arguments = next(e for e in events if e["type"] == "response.mcp_call_arguments.done")
+    assert arguments["item_id"] == added["item"]["id"] and arguments["arguments"] == '{"q": "Oslo"}'
+    assert [e["type"] for e in events if e["type"].startswith("response.mcp_call.")] == [
+        "response.mcp_call.in_progress", "response.mcp_call.completed"]
     done = next(e for e in events if e["type"] == "response.output_item.done")
     assert done["item"]["output"] == '{"temp": 21}' and done["item"]["id"] == added["item"]["id"]
     # The tool ran between the call being shown and its result: the second model call starts after it.

@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from api import catalog
-from api.catalog import NewApiKey, NewModel, NewTool
+from api.catalog import NewApiKey, NewMcpServer, NewModel, NewTool
 from api.deps import Admin, Db
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Admin])
@@ -67,3 +67,21 @@ async def list_tools(s: Db) -> dict[str, Any]:
 async def remove_tool(name: str, s: Db) -> dict[str, Any]:
     """Unregister a tool."""
     return await catalog.remove_tool(s, name)
+
+
+@router.post("/mcp-servers")
+async def add_mcp_server(body: NewMcpServer, s: Db) -> dict[str, Any]:
+    """Register a remote MCP server under a label (its headers are never shown again)."""
+    return await catalog.add_mcp_server(s, body)
+
+
+@router.get("/mcp-servers")
+async def list_mcp_servers(s: Db) -> dict[str, Any]:
+    """Registered MCP servers (header values omitted)."""
+    return _page(await catalog.list_mcp_servers(s))
+
+
+@router.delete("/mcp-servers/{label}")
+async def remove_mcp_server(label: str, s: Db) -> dict[str, Any]:
+    """Unregister an MCP server."""
+    return await catalog.remove_mcp_server(s, label)

@@ -35,7 +35,12 @@ PARSE_ERRORS: list[tuple[dict[str, Any], str, str]] = [
      "missing_required_parameter"),
     ({"model": MODEL, "input": "hi", "tool_choice": "sometimes"}, "tool_choice", "invalid_value"),
     ({"model": MODEL, "input": "hi", "tools": [{"type": "mcp", "server_label": "elsewhere"}]},
-     "tools[0].server_label", "unsupported_value"),
+     "tools[0].require_approval", "unsupported_value"),  # the spec's default is "always"; approvals come later
+    ({"model": MODEL, "input": "hi", "tools": [{"type": "mcp", "server_label": "x", "server_url": "file:///etc",
+                                                "require_approval": "never"}]},
+     "tools[0].server_url", "invalid_value"),
+    ({"model": MODEL, "input": "hi", "tools": [{"type": "mcp"}]}, "tools[0].server_label",
+     "missing_required_parameter"),
     ({"model": MODEL, "input": "hi", "tools": [{"type": "mcp", "server_label": "agentrunner",
                                                 "require_approval": "always"}]},
      "tools[0].require_approval", "unsupported_value"),

@@ -1,0 +1,37 @@
+"""Remote MCP servers in a response: which tools the model is offered, from the `mcp_list_tools` items in context.
+
+A request's `_mcp_servers` maps each remote server's label to how to reach it (`url`, `headers`, or `registered`
+for one an admin registered, whose secrets stay in the catalog) and its `allowed_tools`.
+"""
+
+from typing import Any
+
+
+def listed_tools(servers: dict[str, Any], context: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Each server's tools, from the newest successful `mcp_list_tools` item for its label in the context."""
+    listed: dict[str, list[dict[str, Any]]] = {}
+    for item in context:
+        if item.get("type") == "mcp_list_tools" and item.get("server_label") in servers and not item.get("error"):
+            listed[item["server_label"]] = item.get("tools") or []
+    return listed
+
+
+def mcp_functions(servers: dict[str, Any], context: list[dict[str, Any]],
+                  taken: set[str]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The remote tools as function tools for the model, and the server label of each by name.
+
+    A name already `taken` (a function tool of the request) or offered by an earlier server is not offered again:
+    the model can only call a name, so each name must lead to one tool.
+    """
+    functions: list[dict[str, Any]] = []
+    labels: dict[str, str] = {}
+    for label, tools in listed_tools(servers, context).items():
+        allowed = servers[label].get("allowed_tools")
+        for tool in tools:
+            name = tool.get("name")
+            if not name or name in taken or name in labels or (allowed is not None and name not in allowed):
+                continue
+            labels[name] = label
+            functions.append({"type": "function", "name": name, "description": tool.get("description") or "",
+                              "parameters": tool.get("input_schema") or {"type": "object", "properties": {}}})
+    return functions, labels
