@@ -14,6 +14,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.compaction import CompactionActivities
+from activities.mcp_tools import McpActivities
 from activities.model_call import ModelCallActivity
 from activities.response_state import ResponseStateActivities
 from activities.tool_call import ToolCallActivity
@@ -34,7 +35,8 @@ def build_worker(client: Client, settings: Settings, sessions: async_sessionmake
                  max_concurrent_activities: int = 100, max_concurrent_workflow_tasks: int = 100) -> Worker:
     """A worker serving the response workflow and its activities on one task queue."""
     model = ModelCallActivity(sessions, http, settings, metrics)
-    tools = ToolCallActivity(sessions, http, metrics, settings.fetch)
+    tools = ToolCallActivity(sessions, http, metrics, settings)
+    mcp = McpActivities(sessions, settings)
     state = ResponseStateActivities(sessions, metrics)
     compaction = CompactionActivities(sessions, http, settings)
     return Worker(
@@ -42,7 +44,7 @@ def build_worker(client: Client, settings: Settings, sessions: async_sessionmake
         task_queue=task_queue or settings.task_queue,
         workflows=[ResponseWorkflow, CompactionWorkflow],
         activities=[model.call_model, tools.call_tool, state.mark_in_progress, state.finalize,
-                    compaction.summarize, compaction.fail, compaction.compact_context],
+                    compaction.summarize, compaction.fail, compaction.compact_context, mcp.list_tools],
         max_concurrent_activities=max_concurrent_activities,
         max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
         # On SIGTERM in-flight activities get this long to finish; what does not is retried on another worker.

@@ -58,6 +58,9 @@ async def rendered(session: AsyncSession, row: Response) -> dict[str, Any]:
 
 
 def _echo_tool(tool: dict[str, Any]) -> dict[str, Any]:
+    if tool["type"] == "mcp":  # credentials are never echoed
+        echoed = {k: v for k, v in tool.items() if k != "authorization"}
+        return echoed | ({"headers": None} if "headers" in tool else {})
     if tool["type"] != "function":
         return tool
     return {"type": "function", "name": tool["name"], "description": tool.get("description"),

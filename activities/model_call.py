@@ -32,6 +32,7 @@ from core.convert import (
     unique_ids,
 )
 from core.emit import output_item
+from core.mcp import with_remote_tools
 from core.metrics import Metrics
 from core.model_target import ModelTarget
 from core.responses_items import finish_reason, is_pending_call, output_to_items
@@ -45,7 +46,7 @@ from db.compactions import completed_summaries
 from db.events import step_events
 
 
-def _items_of(result: dict[str, Any], server_tools: set[str]) -> list[dict[str, Any]]:
+def _items_of(result: dict[str, Any], server_tools: dict[str, str]) -> list[dict[str, Any]]:
     """A Responses upstream's output as our items; an item the spec has no type for fails the step for good."""
     try:
         items = output_to_items(result["output"], server_tools)
@@ -122,7 +123,7 @@ class ModelCallActivity:
             prior = PriorStep.from_events(await step_events(s, inp.response_id, inp.seq) if streamed else [])
         if target is None:
             raise model_unavailable(response.model)
-        request = response.request
+        request, server_tools = with_remote_tools(response.request, context)
         summary_mode = (request.get("reasoning") or {}).get("summary")
         stream = None
         if request.get("stream"):
@@ -132,14 +133,14 @@ class ModelCallActivity:
         try:
             if target.api == "responses":
                 payload = build_responses_payload(request, target, context, summaries, inp.turn)
-                step = await heartbeating(self._respond(target, payload, request, context, stream))
+                step = await heartbeating(self._respond(target, payload, request, server_tools, context, stream))
             else:
                 payload = build_payload(request, target, items_to_messages(
                     request.get("instructions"), context, summaries, cache_control=target.cache_control), inp.turn)
                 if target.context_window:
                     payload["messages"] = fit_window(request, target.context_window, payload["messages"],
                                                      payload.get("tools"))
-                step = await heartbeating(self._chat(target, payload, request, context, stream))
+                step = await heartbeating(self._chat(target, payload, request, server_tools, context, stream))
         except ApplicationError as exc:
             status = exc.details[0].get("status", 0) if exc.details and isinstance(exc.details[0], dict) else 0
             self.metrics.model_call_errors.labels(response.model, str(status)).inc()
@@ -168,11 +169,12 @@ class ModelCallActivity:
         return turn
 
     async def _chat(self, target: ModelTarget, payload: dict[str, Any], request: dict[str, Any],
-                    context: list[dict[str, Any]], stream: MessageStream | None) -> StepOutput:
+                    server_tools: dict[str, str], context: list[dict[str, Any]],
+                    stream: MessageStream | None) -> StepOutput:
         """A turn over chat completions: the completion's message as items."""
         completion = await self._complete(target, payload, stream)
         choice = completion["choices"][0]
-        items = unique_ids(completion_to_items(choice.get("message") or {}, set(request.get("_server_tools", [])),
+        items = unique_ids(completion_to_items(choice.get("message") or {}, server_tools,
                                                summary_mode=(request.get("reasoning") or {}).get("summary"),
                                                logprobs=(choice.get("logprobs") or {}).get("content")), context)
         events: list[dict[str, Any]] = []
@@ -185,10 +187,10 @@ class ModelCallActivity:
         return StepOutput(items, events, choice.get("finish_reason"), Usage.from_chat(completion.get("usage")))
 
     async def _respond(self, target: ModelTarget, payload: dict[str, Any], request: dict[str, Any],
-                       context: list[dict[str, Any]], stream: MessageStream | None) -> StepOutput:
+                       server_tools: dict[str, str], context: list[dict[str, Any]],
+                       stream: MessageStream | None) -> StepOutput:
         """A turn over a native Responses upstream: its output items, passed through (see core.responses_items)."""
         timeout = self.settings.upstream_timeout_seconds
-        server_tools = set(request.get("_server_tools", []))
         if stream is None:
             result = await create_response(self.http, target, payload, timeout)
             return StepOutput(unique_ids(_items_of(result, server_tools), context), [], finish_reason(result),

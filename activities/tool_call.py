@@ -3,18 +3,22 @@
 import json
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import mcp_client
 from activities.fetch_guard import check_url
 from activities.heartbeat import heartbeating
+from activities.mcp_tools import mcp_server
 from core.contracts import ToolCallInput, ToolResult
-from core.fetch_policy import FetchPolicy, FetchRefused
+from core.fetch_policy import FetchRefused
 from core.metrics import Metrics
-from core.stream_events import mcp_call_done, mcp_call_finished, tool_error
+from core.settings import Settings
+from core.stream_events import SERVER_LABEL, mcp_call_done, mcp_call_finished, tool_error
 from db import responses as db
 from db.catalog import tools_by_name
 from db.tables import Tool
@@ -27,7 +31,7 @@ class ToolCallActivity:
     sessions: async_sessionmaker[AsyncSession]
     http: httpx.AsyncClient
     metrics: Metrics
-    fetch: FetchPolicy  # where tools may be reached
+    settings: Settings  # where tools may be reached (`fetch`), MCP timeouts
 
     @activity.defn(name="call_tool")
     async def call_tool(self, inp: ToolCallInput) -> ToolResult:
@@ -38,19 +42,29 @@ class ToolCallActivity:
                 return ToolResult.model_validate(done)
             await db.start_step(s, inp.response_id, inp.seq, "tool_call", activity.info().attempt,
                                 tool_name=inp.name, call_id=inp.call_id)
-            tool = (await tools_by_name(s, [inp.name])).get(inp.name)
             call = next((i for i in await db.output_items(s, inp.response_id) if i["id"] == inp.call_id), None)
-        if call is None:
-            raise ApplicationError(f"no mcp_call {inp.call_id!r} in this response", non_retryable=True)
+            if call is None:
+                raise ApplicationError(f"no mcp_call {inp.call_id!r} in this response", non_retryable=True)
+            label = call.get("server_label", SERVER_LABEL)
+            if label == SERVER_LABEL:
+                tool = (await tools_by_name(s, [inp.name])).get(inp.name)
+                remote = None
+            else:  # a remote MCP server's tool
+                response = await db.get_response(s, inp.response_id)
+                if response is None:
+                    raise ApplicationError("response was deleted", type="ResponseGone", non_retryable=True)
+                tool, remote = None, await mcp_server(s, response.request, label)
         output: str | None
         error: str | None
-        if tool is None:
+        started = time.monotonic()
+        if remote is not None:
+            output, error = await heartbeating(self._invoke_mcp(*remote, label, call))
+        elif tool is None:
             output, error = None, f"tool {inp.name!r} is not registered"
         else:
-            started = time.monotonic()
             output, error = await heartbeating(self._invoke(tool, call["arguments"],
                                                             f"{inp.response_id}/{inp.call_id}"))
-            self.metrics.tool_call_seconds.labels(inp.name).observe(time.monotonic() - started)
+        self.metrics.tool_call_seconds.labels(inp.name).observe(time.monotonic() - started)
         if error is not None:
             self.metrics.tool_call_errors.labels(inp.name).inc()
             activity.logger.warning("tool %s failed: %s", inp.name, error)
@@ -62,6 +76,24 @@ class ToolCallActivity:
                                    error=error, events=mcp_call_finished(inp.output_index, done))
         return result
 
+    async def _invoke_mcp(self, url: str, headers: dict[str, str], label: str,
+                          call: dict[str, Any]) -> tuple[str | None, str | None]:
+        """(output, None), or (None, error) when the MCP server or its tool failed: the model gets the error."""
+        try:
+            arguments = json.loads(call["arguments"] or "{}")
+        except ValueError:
+            return None, "the model sent arguments that are not valid JSON"
+        if not isinstance(arguments, dict):
+            return None, "the model sent arguments that are not a JSON object"
+        try:
+            async with mcp_client.connect(url, headers, self.settings.mcp_timeout_seconds,
+                                          self.settings.fetch) as client:
+                return await mcp_client.call_tool(client, call["name"], arguments)
+        except FetchRefused as exc:
+            return None, f"MCP server {label!r} may not be reached: {exc}"
+        except Exception as exc:  # the mcp client raises many kinds (HTTP, protocol, task groups)
+            return None, f"MCP server {label!r} failed: {exc!r}"[:2000]
+
     async def _invoke(self, tool: Tool, arguments: str, idempotency_key: str) -> tuple[str | None, str | None]:
         """(output, None) on success, (None, error) when the tool failed or timed out."""
         try:
@@ -69,7 +101,7 @@ class ToolCallActivity:
         except ValueError:
             return None, "the model sent arguments that are not valid JSON"
         try:
-            await check_url(tool.url, self.fetch)  # now, not only when it was registered: names can re-resolve
+            await check_url(tool.url, self.settings.fetch)  # now, not when it was registered: names re-resolve
         except FetchRefused as exc:
             return None, f"tool {tool.name!r} may not be reached: {exc}"
         headers = {"Content-Type": "application/json", "Idempotency-Key": idempotency_key}

@@ -7,13 +7,17 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from activities.fetch_guard import check_url
 from core.context_window import fit_messages
 from core.convert import items_to_messages, tools_to_chat
 from core.errors import Conflict, InvalidRequest, NotFound
+from core.fetch_policy import FetchRefused
 from core.ids import idempotent_response_id, new_id
+from core.mcp import listed_tools
 from core.model_target import ModelTarget
 from core.settings import Settings
 from core.status import TERMINAL_STATUSES, ResponseStatus
+from core.stream_events import SERVER_LABEL
 from core.wire import (
     CompactRequest,
     CreateResponseRequest,
@@ -24,7 +28,7 @@ from core.wire import (
 )
 from db import conversations
 from db import responses as db
-from db.catalog import list_tools, resolve_model, tools_by_name
+from db.catalog import list_tools, mcp_servers_by_label, resolve_model, tools_by_name
 from db.compactions import completed_summaries
 from db.tables import Compaction, Response
 
@@ -74,16 +78,52 @@ async def prepare(s: AsyncSession, settings: Settings, owner_id: str, body: Any,
     conversation_id = await _join_conversation(s, owner_id, req) if req.conversation is not None else None
     items = await _resolve_references(s, owner_id, normalize_input(req.input, cache_ttls=settings.cache_control_ttls))
     model_tools, server_tools = await _model_tools(s, req)
-    if target.context_window and req.truncation != "auto":
+    remote = [(i, t) for i, t in enumerate(req.tools) if t["type"] == "mcp" and t["server_label"] != SERVER_LABEL]
+    history: list[dict[str, Any]] = []
+    if remote or (target.context_window and req.truncation != "auto"):
         history = (await db.context_items(s, prev.id) if prev else
                    await conversations.all_items(s, conversation_id) if conversation_id else [])
+    if target.context_window and req.truncation != "auto":
         await _check_window(s, owner_id, req, target.context_window, history + items, model_tools)
+    mcp_servers = await _remote_mcp_servers(s, settings, remote)
     request = req.model_dump(mode="json", exclude={"input", *(req.model_extra or {})})
-    request |= {"_model_tools": model_tools, "_server_tools": server_tools}
+    request |= {"_model_tools": model_tools, "_server_tools": server_tools, "_mcp_servers": mcp_servers,
+                # A server whose tools the context lists already (an earlier turn) is not listed again.
+                "_mcp_list": sorted(set(mcp_servers) - set(listed_tools(mcp_servers, history + items)))}
     row = Response(id=response_id, owner_id=owner_id, status=ResponseStatus.QUEUED, model=req.model, request=request,
                    previous_response_id=req.previous_response_id, idempotency_key=idempotency_key,
                    request_hash=request_hash, conversation_id=conversation_id)
     return Prepared(req, row, items, True)
+
+
+async def _remote_mcp_servers(s: AsyncSession, settings: Settings,
+                              entries: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
+    """How to reach each remote MCP server the request names (see core.mcp), each URL checked against the fetch
+    policy now: one it may not fetch is a 400 before anything is stored or requested."""
+    registered = await mcp_servers_by_label(s, [t["server_label"] for _, t in entries if not t.get("server_url")])
+    servers: dict[str, Any] = {}
+    for i, entry in entries:
+        label = entry["server_label"]
+        if label in servers:
+            raise InvalidRequest(f"Two mcp tools are labelled {label!r}.", param=f"tools[{i}].server_label",
+                                 code="invalid_value")
+        if entry.get("server_url"):
+            headers = dict(entry.get("headers") or {})
+            if entry.get("authorization"):
+                headers["Authorization"] = f"Bearer {entry['authorization']}"
+            server: dict[str, Any] = {"url": entry["server_url"], "headers": headers}
+        elif label in registered:
+            server = {"url": registered[label].url, "registered": True}  # its secrets stay in the catalog
+        else:
+            raise InvalidRequest(f"No MCP server is registered as {label!r}; give its server_url.",
+                                 param=f"tools[{i}].server_label", code="mcp_server_not_found")
+        try:
+            await check_url(server["url"], settings.fetch)
+        except FetchRefused as exc:
+            raise InvalidRequest(f"This server may not reach {server['url']}: {exc}.", param=f"tools[{i}].server_url",
+                                 code="url_not_allowed") from exc
+        servers[label] = {**server, "allowed_tools": mcp_allowed_tools(entry)}
+    return servers
 
 
 async def _join_conversation(s: AsyncSession, owner_id: str, req: CreateResponseRequest) -> str:
@@ -122,9 +162,10 @@ async def _model_tools(s: AsyncSession, req: CreateResponseRequest) -> tuple[lis
             t = {**t, "description": t.get("description") or reg.description,
                  "parameters": t.get("parameters") or reg.parameters}
         offered.append(t)
-    every = {t.name: t for t in await list_tools(s)} if any(t["type"] == "mcp" for t in req.tools) else {}
+    ours = any(t["type"] == "mcp" and t["server_label"] == SERVER_LABEL for t in req.tools)
+    every = {t.name: t for t in await list_tools(s)} if ours else {}
     for i, entry in enumerate(req.tools):
-        if entry["type"] != "mcp":
+        if entry["type"] != "mcp" or entry["server_label"] != SERVER_LABEL:
             continue
         allowed = mcp_allowed_tools(entry)
         missing = sorted(set(allowed or ()) - set(every))

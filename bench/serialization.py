@@ -16,6 +16,7 @@ from typing import Any
 from activities.lifecycle import render_response
 from core.convert import completion_to_items
 from core.stream_events import (
+    SERVER_LABEL,
     call_events,
     item_done,
     lifecycle,
@@ -52,7 +53,7 @@ def streamed_response() -> int:
     for turn in range(2):
         message = {"reasoning_content": "thinking about it " * 8,
                    "tool_calls": [{"id": f"call_{turn}", "function": {"name": "lookup", "arguments": '{"q":"x"}'}}]}
-        items = completion_to_items(message, {"lookup"})
+        items = completion_to_items(message, {"lookup": SERVER_LABEL})
         objects += reasoning_events(len(output), items[0]) + call_events(len(output) + 1, items[1])
         done = mcp_call_done(items[1], '{"answer": 42}', None)
         objects.append(item_done(len(output) + 1, done))

@@ -32,6 +32,7 @@ class ResponseWorkflowInput(BaseModel):
     max_tool_calls: int | None = None
     compact_threshold: int | None = None  # context_management: compact when a turn's context reaches it
     policy: StepPolicy = StepPolicy()
+    mcp_list: list[str] = []  # remote MCP servers whose tools are listed before the first model call
 
 
 class ToolCallRef(BaseModel):
@@ -71,6 +72,16 @@ class ToolCallInput(BaseModel):
     call_id: str
     name: str
     output_index: int = 0
+
+
+class ListToolsInput(BaseModel):
+    """Lists one remote MCP server's tools into an `mcp_list_tools` item, identified by its step sequence number."""
+
+    response_id: str
+    seq: int
+    server_label: str
+    output_index: int
+    start_response: bool = False  # the response's first step also moves it from queued to in_progress
 
 
 class ToolResult(BaseModel):

@@ -1,6 +1,7 @@
 """Responses items and tools ⇄ chat-completions messages and tools."""
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from core.ids import new_id
@@ -152,13 +153,13 @@ def reasoning_summary(text: str, mode: str | None) -> str | None:
     return text
 
 
-def completion_to_items(message: dict[str, Any], server_tools: set[str] | frozenset[str] = frozenset(),
+def completion_to_items(message: dict[str, Any], server_tools: Mapping[str, str] | None = None,
                         summary_mode: str | None = None, logprobs: list[dict[str, Any]] | None = None,
                         ) -> list[dict[str, Any]]:
     """Output items for one chat completion message: its reasoning, an assistant message, then its calls.
 
-    A call of a registered (server-side) tool is an `mcp_call`, which clients treat as executed by the server;
-    any other call is a `function_call` for the client to run.
+    A call of a tool the server runs (`server_tools`: the server label of each by name) is an `mcp_call`, which
+    clients treat as executed by the server; any other call is a `function_call` for the client to run.
     """
     items: list[dict[str, Any]] = []
     reasoning = reasoning_of(message)
@@ -175,7 +176,7 @@ def completion_to_items(message: dict[str, Any], server_tools: set[str] | frozen
         if not isinstance(args, str):
             args = json.dumps(args or {})
         name = fn.get("name", "")
-        items.append(mcp_call_item(name, args) if name in server_tools
+        items.append(mcp_call_item(name, args, server_tools[name]) if server_tools and name in server_tools
                      else function_call_item(call.get("id") or new_id("call"), name, args))
     return items
 

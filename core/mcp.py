@@ -6,6 +6,8 @@ for one an admin registered, whose secrets stay in the catalog) and its `allowed
 
 from typing import Any
 
+from core.stream_events import SERVER_LABEL
+
 
 def listed_tools(servers: dict[str, Any], context: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """Each server's tools, from the newest successful `mcp_list_tools` item for its label in the context."""
@@ -35,3 +37,14 @@ def mcp_functions(servers: dict[str, Any], context: list[dict[str, Any]],
             functions.append({"type": "function", "name": name, "description": tool.get("description") or "",
                               "parameters": tool.get("input_schema") or {"type": "object", "properties": {}}})
     return functions, labels
+
+
+def with_remote_tools(request: dict[str, Any], context: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The request as a model step sees it, its function tools joined by the remote servers' listed tools; and the
+    server label of every tool the server runs, by name (registered tools under ours)."""
+    functions, labels = mcp_functions(request.get("_mcp_servers") or {}, context,
+                                      taken={t["name"] for t in request.get("_model_tools") or []})
+    runs = {name: SERVER_LABEL for name in request.get("_server_tools") or []} | labels
+    if functions:
+        request = {**request, "_model_tools": [*(request.get("_model_tools") or []), *functions]}
+    return request, runs

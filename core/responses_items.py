@@ -1,15 +1,16 @@
 """Items for a native Responses upstream: a step's context as its `input`, its `output` as our items.
 
 Items pass through as they are (a reasoning item keeps its `encrypted_content` byte for byte, a message its
-annotations, a client-side function call its ids). Only what is ours is translated: a server-side tool call
-(`mcp_call`, run by us) is a function call plus its output to the upstream, and a `compaction` is the summary we
-stored for it.
+annotations, a client-side function call its ids). Only what is ours is translated: a call the server ran
+(`mcp_call`, of a registered tool or a remote MCP server's) is a function call plus its output to the upstream,
+and a `compaction` is the summary we stored for it.
 """
 
+from collections.abc import Mapping
 from typing import Any
 
 from core.convert import COMPACTION_PREFIX, error_text
-from core.stream_events import SERVER_LABEL, mcp_call_item
+from core.stream_events import mcp_call_item
 
 ENCRYPTED_REASONING = "reasoning.encrypted_content"  # the `include` value that makes reasoning portable
 
@@ -38,7 +39,7 @@ def context_to_input(items: list[dict[str, Any]], summaries: dict[str, str] | No
             continue
         if kind == "reasoning" and not item.get("encrypted_content"):
             continue
-        if kind == "mcp_call" and item.get("server_label") == SERVER_LABEL:
+        if kind == "mcp_call":  # ours or a remote server's we ran: the upstream was offered them as functions
             result = item.get("output") if item.get("error") is None else f"error: {error_text(item['error'])}"
             out += [{"type": "function_call", "call_id": item["id"], "name": item["name"],
                      "arguments": item["arguments"]},
@@ -51,10 +52,10 @@ def context_to_input(items: list[dict[str, Any]], summaries: dict[str, str] | No
     return out
 
 
-def output_to_items(output: list[dict[str, Any]], server_tools: set[str] | frozenset[str]) -> list[dict[str, Any]]:
-    """Our output items for an upstream's `output`: unchanged, except that a function call of a registered tool
-    becomes the `mcp_call` we run (as over chat completions)."""
-    return [mcp_call_item(item["name"], item.get("arguments") or "{}")
+def output_to_items(output: list[dict[str, Any]], server_tools: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Our output items for an upstream's `output`: unchanged, except that a function call of a tool the server runs
+    (`server_tools`: its server label by name) becomes the `mcp_call` we run (as over chat completions)."""
+    return [mcp_call_item(item["name"], item.get("arguments") or "{}", server_tools[item["name"]])
             if item.get("type") == "function_call" and item.get("name") in server_tools else item
             for item in output]
 
@@ -64,8 +65,7 @@ def is_pending_call(item: dict[str, Any]) -> bool:
     ends for the client to run it) or a server-side call we have yet to run."""
     if item.get("type") == "function_call":
         return True
-    return item.get("type") == "mcp_call" and item.get("server_label") == SERVER_LABEL \
-        and item.get("status") == "in_progress"
+    return item.get("type") == "mcp_call" and item.get("status") == "in_progress"
 
 
 def finish_reason(response: dict[str, Any]) -> str:

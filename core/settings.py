@@ -50,6 +50,7 @@ class Settings(BaseSettings):
 
     steps: StepPolicy = StepPolicy()
     fetch: FetchPolicy = FetchPolicy()  # where requests may make the server fetch (MCP servers, HTTP tools)
+    mcp_timeout_seconds: float = 60.0  # one MCP request (a listing, a tool call)
     response_timeout_seconds: float = 3600.0
     cancel_wait_seconds: float = 10.0
     worker_shutdown_grace_seconds: float = 30.0

@@ -33,6 +33,7 @@ from db.engine import create_engine, session_factory
 from db.migrate import migrate
 from stack.temporal import dev_server_args, temporal_binary
 from tests.helpers import serve
+from tests.mcp_server import ScriptedMcp
 from tests.scripted_upstream import Reply, ScriptedUpstream, ToolBehaviour
 from worker import build_worker
 
@@ -124,6 +125,15 @@ async def upstream() -> AsyncIterator[ScriptedUpstream]:
     async with serve(up.app) as url:
         up.base_url = url
         yield up
+
+
+@pytest_asyncio.fixture(scope="session")
+async def mcp() -> AsyncIterator[ScriptedMcp]:
+    """A real MCP server (streamable HTTP) on 127.0.0.1; its URL ends in /mcp."""
+    server = ScriptedMcp()
+    async with serve(server.app()) as url:
+        server.url = url + "/mcp"
+        yield server
 
 
 @dataclass

@@ -24,6 +24,14 @@ class CompactContext:
 
 
 @dataclass(frozen=True)
+class ListTools:
+    """List a remote MCP server's tools before the first model call (one server at a time: the first step starts
+    the response, before anything is shown)."""
+
+    label: str
+
+
+@dataclass(frozen=True)
 class Finish:
     """End the response with this status."""
 
@@ -31,7 +39,7 @@ class Finish:
     incomplete_reason: str | None = None
 
 
-Decision = CallModel | RunTools | CompactContext | Finish
+Decision = CallModel | RunTools | CompactContext | ListTools | Finish
 
 # The openai SDK's strict validation only accepts its own literals for incomplete_details.reason;
 # a step cap is the closest to "max_messages".
@@ -45,17 +53,19 @@ class LoopState:
     turns: list[ModelTurn] = field(default_factory=list)
     tool_results: list[ToolResult] = field(default_factory=list)
     compacted_at: list[int] = field(default_factory=list)  # how many turns there were at each compaction
+    lists_due: list[str] = field(default_factory=list)  # remote MCP servers to list before the first model call
+    listed: int = 0
 
     @property
     def output_count(self) -> int:
         """How many output items the response has so far (a tool result completes its call's item; a compaction
-        adds one)."""
-        return sum(t.output_items for t in self.turns) + len(self.compacted_at)
+        and a tool listing add one each)."""
+        return sum(t.output_items for t in self.turns) + len(self.compacted_at) + self.listed
 
     @property
     def next_seq(self) -> int:
         """The sequence number of the next step."""
-        return 1 + len(self.turns) + len(self.tool_results) + len(self.compacted_at)
+        return 1 + len(self.turns) + len(self.tool_results) + len(self.compacted_at) + self.listed
 
 
 def decide(state: LoopState, *, max_model_calls: int, max_tool_calls: int | None,
@@ -66,6 +76,8 @@ def decide(state: LoopState, *, max_model_calls: int, max_tool_calls: int | None
     it is followed by a compaction before the next model call, once per turn.
     """
     if not state.turns:
+        if state.listed < len(state.lists_due):
+            return ListTools(state.lists_due[state.listed])
         return CallModel()
     last = state.turns[-1]
     done = {r.call_id for r in state.tool_results}

@@ -9,6 +9,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from activities.compaction import CompactionActivities
+    from activities.mcp_tools import McpActivities
     from activities.model_call import ModelCallActivity
     from activities.response_state import ResponseStateActivities
     from activities.tool_call import ToolCallActivity
@@ -16,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from core.contracts import (
         ContextCompactionInput,
         FinalizeInput,
+        ListToolsInput,
         MarkInProgressInput,
         ModelCallInput,
         ModelTurn,
@@ -27,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
         UpstreamFailure,
     )
     from core.status import ResponseStatus
-    from workflows.decide import CallModel, CompactContext, Finish, LoopState, RunTools, decide
+    from workflows.decide import CallModel, CompactContext, Finish, ListTools, LoopState, RunTools, decide
 
 _START_IN_FIRST_CALL = "start-in-first-model-call"
 STATE_TIMEOUT = timedelta(seconds=30)
@@ -89,7 +91,7 @@ class ResponseWorkflow:
                                    non_retryable=True) from err
 
     async def _loop(self, inp: ResponseWorkflowInput, start_in_first_call: bool) -> tuple[ResponseStatus, str | None]:
-        state = LoopState()
+        state = LoopState(lists_due=list(inp.mcp_list))
         while True:
             decision = decide(state, max_model_calls=inp.policy.max_model_calls, max_tool_calls=inp.max_tool_calls,
                               compact_threshold=inp.compact_threshold)
@@ -98,7 +100,7 @@ class ResponseWorkflow:
             if isinstance(decision, CallModel):
                 call = ModelCallInput(response_id=inp.response_id, seq=state.next_seq, turn=len(state.turns) + 1,
                                       output_index=state.output_count,
-                                      start_response=start_in_first_call and not state.turns)
+                                      start_response=start_in_first_call and state.next_seq == 1)
                 state.turns.append(await self._call_model(inp, call))
             elif isinstance(decision, RunTools):
                 seq = state.next_seq
@@ -107,6 +109,16 @@ class ResponseWorkflow:
                                                        name=c.name, output_index=c.output_index))
                     for i, c in enumerate(decision.calls)))
                 state.tool_results.extend(results)
+            elif isinstance(decision, ListTools):
+                p = inp.policy
+                await workflow.execute_activity_method(
+                    McpActivities.list_tools,
+                    ListToolsInput(response_id=inp.response_id, seq=state.next_seq, server_label=decision.label,
+                                   output_index=state.output_count, start_response=state.next_seq == 1),
+                    start_to_close_timeout=timedelta(seconds=p.tool_call_timeout_seconds),
+                    heartbeat_timeout=timedelta(seconds=p.heartbeat_timeout_seconds),
+                    retry_policy=step_retry(p, p.tool_max_attempts), summary=f"list tools · {decision.label}")
+                state.listed += 1
             elif isinstance(decision, CompactContext):
                 p = inp.policy
                 await workflow.execute_activity_method(
