@@ -45,11 +45,14 @@ from db.catalog import resolve_model
 from db.compactions import completed_summaries
 from db.events import step_events
 
+# The tools the server runs (their server label by name) and those whose calls wait for approval.
+Runs = tuple[dict[str, str], frozenset[str]]
 
-def _items_of(result: dict[str, Any], server_tools: dict[str, str]) -> list[dict[str, Any]]:
+
+def _items_of(result: dict[str, Any], runs: Runs) -> list[dict[str, Any]]:
     """A Responses upstream's output as our items; an item the spec has no type for fails the step for good."""
     try:
-        items = output_to_items(result["output"], server_tools)
+        items = output_to_items(result["output"], *runs)
         for item in items:
             output_item(item)  # checked only: the item itself passes through unchanged
     except ValueError as exc:  # a pydantic ValidationError is one
@@ -123,7 +126,7 @@ class ModelCallActivity:
             prior = PriorStep.from_events(await step_events(s, inp.response_id, inp.seq) if streamed else [])
         if target is None:
             raise model_unavailable(response.model)
-        request, server_tools = with_remote_tools(response.request, context)
+        request, server_tools, ask = with_remote_tools(response.request, context)
         summary_mode = (request.get("reasoning") or {}).get("summary")
         stream = None
         if request.get("stream"):
@@ -133,14 +136,14 @@ class ModelCallActivity:
         try:
             if target.api == "responses":
                 payload = build_responses_payload(request, target, context, summaries, inp.turn)
-                step = await heartbeating(self._respond(target, payload, request, server_tools, context, stream))
+                step = await heartbeating(self._respond(target, payload, (server_tools, ask), context, stream))
             else:
                 payload = build_payload(request, target, items_to_messages(
                     request.get("instructions"), context, summaries, cache_control=target.cache_control), inp.turn)
                 if target.context_window:
                     payload["messages"] = fit_window(request, target.context_window, payload["messages"],
                                                      payload.get("tools"))
-                step = await heartbeating(self._chat(target, payload, request, server_tools, context, stream))
+                step = await heartbeating(self._chat(target, payload, request, (server_tools, ask), context, stream))
         except ApplicationError as exc:
             status = exc.details[0].get("status", 0) if exc.details and isinstance(exc.details[0], dict) else 0
             self.metrics.model_call_errors.labels(response.model, str(status)).inc()
@@ -156,7 +159,7 @@ class ModelCallActivity:
         first = inp.output_index + partials  # the output index of the step's first final item
         turn = ModelTurn(
             seq=inp.seq,
-            tool_calls=[ToolCallRef(call_id=c["id"] if c["type"] == "mcp_call" else c["call_id"], name=c["name"],
+            tool_calls=[ToolCallRef(call_id=c.get("call_id") or c["id"], name=c["name"],
                                     server_side=c["type"] == "mcp_call", output_index=first + k)
                         for k, c in enumerate(step.items) if is_pending_call(c)],
             finish_reason=step.finish_reason,
@@ -168,13 +171,12 @@ class ModelCallActivity:
                                    usage=step.usage, first_index=partials, events=step.events)
         return turn
 
-    async def _chat(self, target: ModelTarget, payload: dict[str, Any], request: dict[str, Any],
-                    server_tools: dict[str, str], context: list[dict[str, Any]],
-                    stream: MessageStream | None) -> StepOutput:
+    async def _chat(self, target: ModelTarget, payload: dict[str, Any], request: dict[str, Any], runs: Runs,
+                    context: list[dict[str, Any]], stream: MessageStream | None) -> StepOutput:
         """A turn over chat completions: the completion's message as items."""
         completion = await self._complete(target, payload, stream)
         choice = completion["choices"][0]
-        items = unique_ids(completion_to_items(choice.get("message") or {}, server_tools,
+        items = unique_ids(completion_to_items(choice.get("message") or {}, *runs,
                                                summary_mode=(request.get("reasoning") or {}).get("summary"),
                                                logprobs=(choice.get("logprobs") or {}).get("content")), context)
         events: list[dict[str, Any]] = []
@@ -186,14 +188,13 @@ class ModelCallActivity:
             items += calls
         return StepOutput(items, events, choice.get("finish_reason"), Usage.from_chat(completion.get("usage")))
 
-    async def _respond(self, target: ModelTarget, payload: dict[str, Any], request: dict[str, Any],
-                       server_tools: dict[str, str], context: list[dict[str, Any]],
-                       stream: MessageStream | None) -> StepOutput:
+    async def _respond(self, target: ModelTarget, payload: dict[str, Any], runs: Runs,
+                       context: list[dict[str, Any]], stream: MessageStream | None) -> StepOutput:
         """A turn over a native Responses upstream: its output items, passed through (see core.responses_items)."""
         timeout = self.settings.upstream_timeout_seconds
         if stream is None:
             result = await create_response(self.http, target, payload, timeout)
-            return StepOutput(unique_ids(_items_of(result, server_tools), context), [], finish_reason(result),
+            return StepOutput(unique_ids(_items_of(result, runs), context), [], finish_reason(result),
                               Usage.from_responses(result.get("usage")))
         shown: set[int] = set()  # the upstream's output indexes of reasoning the stream is done with
         context = list(context)  # and the ones it showed, whose ids are taken now
@@ -210,7 +211,7 @@ class ModelCallActivity:
                         context.append(item)
                 elif kind in TERMINAL_UPSTREAM_EVENTS:
                     result = event["response"]
-        rest = unique_ids([i for n, i in enumerate(_items_of(result, server_tools)) if n not in shown], context)
+        rest = unique_ids([i for n, i in enumerate(_items_of(result, runs)) if n not in shown], context)
         messages = [i for i in rest if i.get("type") == "message"]
         text = "".join(p.get("text") or "" for m in messages for p in m.get("content") or []
                        if p.get("type") == "output_text")

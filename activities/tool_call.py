@@ -13,12 +13,21 @@ from temporalio.exceptions import ApplicationError
 from activities import mcp_client
 from activities.fetch_guard import check_url
 from activities.heartbeat import heartbeating
+from activities.lifecycle import move_status
 from activities.mcp_tools import mcp_server
 from core.contracts import ToolCallInput, ToolResult
 from core.fetch_policy import FetchRefused
 from core.metrics import Metrics
 from core.settings import Settings
-from core.stream_events import SERVER_LABEL, mcp_call_done, mcp_call_finished, tool_error
+from core.status import ResponseStatus
+from core.stream_events import (
+    SERVER_LABEL,
+    approved_call,
+    call_events,
+    mcp_call_done,
+    mcp_call_finished,
+    tool_error,
+)
 from db import responses as db
 from db.catalog import tools_by_name
 from db.tables import Tool
@@ -35,45 +44,59 @@ class ToolCallActivity:
 
     @activity.defn(name="call_tool")
     async def call_tool(self, inp: ToolCallInput) -> ToolResult:
-        """Run one tool call; failures become an error output for the model, not a failed response."""
+        """Run one tool call; failures become an error output for the model, not a failed response.
+
+        A model call made the call's `mcp_call` item, which this completes in place; an approved call's item is
+        made here (see ToolCallInput) and stored with its result, once.
+        """
         async with self.sessions() as s:
+            # Committed together with the step's start below: no transaction of its own.
+            moved = (await move_status(s, inp.response_id, ResponseStatus.IN_PROGRESS,
+                                       only_from=(ResponseStatus.QUEUED,), commit=False)
+                     if inp.start_response else None)
             done = await db.completed_step_result(s, inp.response_id, inp.seq)
             if done is not None:
+                await s.commit()
                 return ToolResult.model_validate(done)
-            await db.start_step(s, inp.response_id, inp.seq, "tool_call", activity.info().attempt,
-                                tool_name=inp.name, call_id=inp.call_id)
-            call = next((i for i in await db.output_items(s, inp.response_id) if i["id"] == inp.call_id), None)
+            response = moved or await db.get_response(s, inp.response_id)
+            if response is None:
+                raise ApplicationError("response was deleted", type="ResponseGone", non_retryable=True)
+            if inp.approval_request_id:
+                call = approved_call(inp.call_id, response.request, inp.approval_request_id)
+            else:
+                call = next((i for i in await db.output_items(s, inp.response_id) if i["id"] == inp.call_id), None)
             if call is None:
                 raise ApplicationError(f"no mcp_call {inp.call_id!r} in this response", non_retryable=True)
-            label = call.get("server_label", SERVER_LABEL)
-            if label == SERVER_LABEL:
-                tool = (await tools_by_name(s, [inp.name])).get(inp.name)
-                remote = None
-            else:  # a remote MCP server's tool
-                response = await db.get_response(s, inp.response_id)
-                if response is None:
-                    raise ApplicationError("response was deleted", type="ResponseGone", non_retryable=True)
-                tool, remote = None, await mcp_server(s, response.request, label)
+            name, label = call["name"], call.get("server_label", SERVER_LABEL)
+            await db.start_step(s, inp.response_id, inp.seq, "tool_call", activity.info().attempt,
+                                tool_name=name, call_id=inp.call_id)
+            tool = (await tools_by_name(s, [name])).get(name) if label == SERVER_LABEL else None
+            remote = await mcp_server(s, response.request, label) if label != SERVER_LABEL else None
         output: str | None
         error: str | None
         started = time.monotonic()
         if remote is not None:
             output, error = await heartbeating(self._invoke_mcp(*remote, label, call))
         elif tool is None:
-            output, error = None, f"tool {inp.name!r} is not registered"
+            output, error = None, f"tool {name!r} is not registered"
         else:
             output, error = await heartbeating(self._invoke(tool, call["arguments"],
                                                             f"{inp.response_id}/{inp.call_id}"))
-        self.metrics.tool_call_seconds.labels(inp.name).observe(time.monotonic() - started)
+        self.metrics.tool_call_seconds.labels(name).observe(time.monotonic() - started)
         if error is not None:
-            self.metrics.tool_call_errors.labels(inp.name).inc()
-            activity.logger.warning("tool %s failed: %s", inp.name, error)
+            self.metrics.tool_call_errors.labels(name).inc()
+            activity.logger.warning("tool %s failed: %s", name, error)
         result = ToolResult(seq=inp.seq, call_id=inp.call_id, ok=error is None)
-        # The call's item is completed in place: clients see one item per server-side call, with its result.
+        # Clients see one item per server-side call, with its result.
         done = mcp_call_done(call, output, None if error is None else tool_error(error))
+        events = mcp_call_finished(inp.output_index, done)
         async with self.sessions() as s:
-            await db.complete_step(s, inp.response_id, inp.seq, items=[], replace=[done], result=result.model_dump(),
-                                   error=error, events=mcp_call_finished(inp.output_index, done))
+            if inp.approval_request_id:
+                await db.complete_step(s, inp.response_id, inp.seq, items=[done], result=result.model_dump(),
+                                       error=error, events=call_events(inp.output_index, call) + events)
+            else:
+                await db.complete_step(s, inp.response_id, inp.seq, items=[], replace=[done],
+                                       result=result.model_dump(), error=error, events=events)
         return result
 
     async def _invoke_mcp(self, url: str, headers: dict[str, str], label: str,

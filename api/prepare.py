@@ -79,8 +79,9 @@ async def prepare(s: AsyncSession, settings: Settings, owner_id: str, body: Any,
     items = await _resolve_references(s, owner_id, normalize_input(req.input, cache_ttls=settings.cache_control_ttls))
     model_tools, server_tools = await _model_tools(s, req)
     remote = [(i, t) for i, t in enumerate(req.tools) if t["type"] == "mcp" and t["server_label"] != SERVER_LABEL]
+    answers = any(item["type"] == "mcp_approval_response" for item in items)
     history: list[dict[str, Any]] = []
-    if remote or (target.context_window and req.truncation != "auto"):
+    if remote or answers or (target.context_window and req.truncation != "auto"):
         history = (await db.context_items(s, prev.id) if prev else
                    await conversations.all_items(s, conversation_id) if conversation_id else [])
     if target.context_window and req.truncation != "auto":
@@ -89,7 +90,8 @@ async def prepare(s: AsyncSession, settings: Settings, owner_id: str, body: Any,
     request = req.model_dump(mode="json", exclude={"input", *(req.model_extra or {})})
     request |= {"_model_tools": model_tools, "_server_tools": server_tools, "_mcp_servers": mcp_servers,
                 # A server whose tools the context lists already (an earlier turn) is not listed again.
-                "_mcp_list": sorted(set(mcp_servers) - set(listed_tools(mcp_servers, history + items)))}
+                "_mcp_list": sorted(set(mcp_servers) - set(listed_tools(mcp_servers, history + items))),
+                "_approved": approved_calls(items, history, mcp_servers) if answers else []}
     row = Response(id=response_id, owner_id=owner_id, status=ResponseStatus.QUEUED, model=req.model, request=request,
                    previous_response_id=req.previous_response_id, idempotency_key=idempotency_key,
                    request_hash=request_hash, conversation_id=conversation_id)
@@ -122,8 +124,45 @@ async def _remote_mcp_servers(s: AsyncSession, settings: Settings,
         except FetchRefused as exc:
             raise InvalidRequest(f"This server may not reach {server['url']}: {exc}.", param=f"tools[{i}].server_url",
                                  code="url_not_allowed") from exc
-        servers[label] = {**server, "allowed_tools": mcp_allowed_tools(entry)}
+        servers[label] = {**server, "allowed_tools": mcp_allowed_tools(entry),
+                          "require_approval": entry.get("require_approval")}
     return servers
+
+
+def approved_calls(items: list[dict[str, Any]], history: list[dict[str, Any]],
+                   servers: dict[str, Any]) -> list[dict[str, Any]]:
+    """The calls this request's `mcp_approval_response` items approve, to run before its first model call.
+
+    An approval must answer a request in the context (the previous_response_id chain or the conversation, which
+    makes it the owner's), once: one answered before, or twice here, is a 400, as is one for a server the request
+    does not name (its credentials come with the request). A stateless client re-sending history that already holds
+    the call an approval led to has it skipped, not run again.
+    """
+    known = history + items
+    requests = {i["id"]: i for i in known if i.get("type") == "mcp_approval_request"}
+    answered = {i["approval_request_id"] for i in history if i.get("type") == "mcp_approval_response"}
+    ran = {i["approval_request_id"] for i in known if i.get("type") == "mcp_call" and i.get("approval_request_id")}
+    calls, seen = [], set()
+    for index, item in enumerate(items):
+        if item["type"] != "mcp_approval_response":
+            continue
+        request_id, param = item["approval_request_id"], f"input[{index}].approval_request_id"
+        request = requests.get(request_id)
+        if request is None:
+            raise InvalidRequest(f"No approval request {request_id!r} in this response's context.", param=param,
+                                 code="approval_request_not_found")
+        if request_id in answered or request_id in seen:
+            raise InvalidRequest(f"Approval request {request_id!r} was answered already.", param=param,
+                                 code="approval_already_used")
+        seen.add(request_id)
+        if not item["approve"] or request_id in ran:
+            continue
+        if request["server_label"] not in servers:
+            raise InvalidRequest(f"Approval request {request_id!r} is for MCP server {request['server_label']!r}, "
+                                 "which this request's tools do not name.", param=param, code="invalid_value")
+        calls.append({"approval_request_id": request_id,
+                      **{k: request[k] for k in ("server_label", "name", "arguments")}})
+    return calls
 
 
 async def _join_conversation(s: AsyncSession, owner_id: str, req: CreateResponseRequest) -> str:

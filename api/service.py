@@ -102,7 +102,8 @@ class ResponseService:
         threshold = req.context_management[0].compact_threshold if req.context_management else None
         inp = ResponseWorkflowInput(response_id=row.id, model=row.model, max_tool_calls=req.max_tool_calls,
                                     compact_threshold=threshold, policy=st.steps,
-                                    mcp_list=row.request.get("_mcp_list", []))
+                                    mcp_list=row.request.get("_mcp_list", []),
+                                    approved=[c["approval_request_id"] for c in row.request.get("_approved", [])])
         tier = effective_tier(req.service_tier)
         attributes = TypedSearchAttributes([
             SearchAttributePair(sa.AGENT_OWNER, row.owner_id), SearchAttributePair(sa.AGENT_MODEL, row.model),

@@ -33,6 +33,7 @@ class ResponseWorkflowInput(BaseModel):
     compact_threshold: int | None = None  # context_management: compact when a turn's context reaches it
     policy: StepPolicy = StepPolicy()
     mcp_list: list[str] = []  # remote MCP servers whose tools are listed before the first model call
+    approved: list[str] = []  # approval requests whose calls run then (the request's `_approved`)
 
 
 class ToolCallRef(BaseModel):
@@ -65,13 +66,19 @@ class ModelTurn(BaseModel):
 
 
 class ToolCallInput(BaseModel):
-    """One server-side tool call, identified by its step sequence number."""
+    """One server-side tool call, identified by its step sequence number.
+
+    With `approval_request_id` it is an approved call: its `mcp_call` item is made by the step (`call_id` is that
+    item's id), not by a model call.
+    """
 
     response_id: str
     seq: int
     call_id: str
     name: str
     output_index: int = 0
+    approval_request_id: str | None = None
+    start_response: bool = False  # the response's first step also moves it from queued to in_progress
 
 
 class ListToolsInput(BaseModel):

@@ -5,7 +5,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from core.ids import new_id
-from core.stream_events import function_call_item, mcp_call_item, message_item, reasoning_item
+from core.stream_events import (
+    function_call_item,
+    mcp_approval_request_item,
+    mcp_call_item,
+    message_item,
+    reasoning_item,
+)
 
 
 def _content_to_chat(parts: list[dict[str, Any]], cache_control: bool) -> str | list[dict[str, Any]]:
@@ -46,6 +52,20 @@ def _same_turn(a: dict[str, Any], b: dict[str, Any]) -> bool:
 COMPACTION_PREFIX = "Summary of the earlier conversation, which it replaces:\n"
 
 
+def refusals(items: list[dict[str, Any]]) -> dict[str, tuple[dict[str, Any], str]]:
+    """For each approval response among these items that denied its request: the request and the result the model
+    gets in place of running it, by the response item's id. (An approved request needs none: the `mcp_call` that
+    ran it follows.)"""
+    requests = {i["id"]: i for i in items if i.get("type") == "mcp_approval_request"}
+    out = {}
+    for item in items:
+        request = requests.get(item.get("approval_request_id", ""))
+        if item.get("type") == "mcp_approval_response" and not item.get("approve") and request is not None:
+            reason = f" Reason: {item['reason']}" if item.get("reason") else ""
+            out[item["id"]] = (request, f"The user denied this call; it was not run.{reason}")
+    return out
+
+
 def compaction_refs(items: list[dict[str, Any]]) -> list[str]:
     """The compactions these items refer to (their `encrypted_content`)."""
     return [i["encrypted_content"] for i in items if i.get("type") == "compaction"]
@@ -69,6 +89,7 @@ def items_to_messages(instructions: str | None, items: list[dict[str, Any]],
     # A compaction stands for everything before it: the model sees its summary, then what came after.
     last_compaction = max((i for i, item in enumerate(items) if item.get("type") == "compaction"), default=0)
     items = items[last_compaction:]
+    refused = refusals(items)
     server_results: list[dict[str, Any]] = []
     for i, item in enumerate(items):
         kind = item.get("type")
@@ -97,6 +118,12 @@ def items_to_messages(instructions: str | None, items: list[dict[str, Any]],
         elif kind == "compaction":
             summary = (summaries or {}).get(item["encrypted_content"], "")
             messages.append({"role": "system", "content": COMPACTION_PREFIX + summary})
+        elif item.get("id") in refused:
+            request, result = refused[item["id"]]
+            messages += [{"role": "assistant", "content": None, "tool_calls": [{
+                "id": request["id"], "type": "function",
+                "function": {"name": request["name"], "arguments": request["arguments"]}}]},
+                {"role": "tool", "tool_call_id": request["id"], "content": result}]
     return messages
 
 
@@ -154,12 +181,14 @@ def reasoning_summary(text: str, mode: str | None) -> str | None:
 
 
 def completion_to_items(message: dict[str, Any], server_tools: Mapping[str, str] | None = None,
+                        ask: frozenset[str] = frozenset(),
                         summary_mode: str | None = None, logprobs: list[dict[str, Any]] | None = None,
                         ) -> list[dict[str, Any]]:
     """Output items for one chat completion message: its reasoning, an assistant message, then its calls.
 
     A call of a tool the server runs (`server_tools`: the server label of each by name) is an `mcp_call`, which
-    clients treat as executed by the server; any other call is a `function_call` for the client to run.
+    clients treat as executed by the server, or an `mcp_approval_request` when its name is one to `ask` the client
+    about first; any other call is a `function_call` for the client to run.
     """
     items: list[dict[str, Any]] = []
     reasoning = reasoning_of(message)
@@ -176,8 +205,12 @@ def completion_to_items(message: dict[str, Any], server_tools: Mapping[str, str]
         if not isinstance(args, str):
             args = json.dumps(args or {})
         name = fn.get("name", "")
-        items.append(mcp_call_item(name, args, server_tools[name]) if server_tools and name in server_tools
-                     else function_call_item(call.get("id") or new_id("call"), name, args))
+        if server_tools and name in server_tools:
+            label = server_tools[name]
+            items.append(mcp_approval_request_item(name, args, label) if name in ask
+                         else mcp_call_item(name, args, label))
+        else:
+            items.append(function_call_item(call.get("id") or new_id("call"), name, args))
     return items
 
 

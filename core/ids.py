@@ -18,3 +18,8 @@ def idempotent_response_id(owner_id: str, key: str) -> str:
 def hash_secret(secret: str) -> str:
     """The stored form of an API key."""
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def approved_call_id(response_id: str, approval_request_id: str) -> str:
+    """The id of the `mcp_call` an approval runs in a response: derived, so a retried step finds its own item."""
+    return "mcp_" + hashlib.sha256(f"{response_id}\x00{approval_request_id}".encode()).hexdigest()[:32]

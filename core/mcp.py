@@ -39,12 +39,28 @@ def mcp_functions(servers: dict[str, Any], context: list[dict[str, Any]],
     return functions, labels
 
 
-def with_remote_tools(request: dict[str, Any], context: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, str]]:
-    """The request as a model step sees it, its function tools joined by the remote servers' listed tools; and the
-    server label of every tool the server runs, by name (registered tools under ours)."""
-    functions, labels = mcp_functions(request.get("_mcp_servers") or {}, context,
-                                      taken={t["name"] for t in request.get("_model_tools") or []})
+def needs_approval(require_approval: Any, name: str) -> bool:
+    """Whether a call of this tool waits for the client's approval: `never`, `always` (the spec's default), or
+    per tool (`{"never": {"tool_names": [...]}, "always": {...}}`; a tool in neither list is asked about)."""
+    if require_approval == "never":
+        return False
+    if isinstance(require_approval, dict):
+        if name in ((require_approval.get("always") or {}).get("tool_names") or []):
+            return True
+        return name not in ((require_approval.get("never") or {}).get("tool_names") or [])
+    return True
+
+
+def with_remote_tools(request: dict[str, Any], context: list[dict[str, Any]],
+                      ) -> tuple[dict[str, Any], dict[str, str], frozenset[str]]:
+    """The request as a model step sees it, its function tools joined by the remote servers' listed tools; the
+    server label of every tool the server runs, by name (registered tools under ours); and the names whose calls
+    wait for the client's approval."""
+    servers = request.get("_mcp_servers") or {}
+    functions, labels = mcp_functions(servers, context, taken={t["name"] for t in request.get("_model_tools") or []})
     runs = {name: SERVER_LABEL for name in request.get("_server_tools") or []} | labels
+    ask = frozenset(name for name, label in labels.items() if needs_approval(servers[label].get("require_approval"),
+                                                                              name))
     if functions:
         request = {**request, "_model_tools": [*(request.get("_model_tools") or []), *functions]}
-    return request, runs
+    return request, runs, ask

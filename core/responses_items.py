@@ -9,8 +9,8 @@ and a `compaction` is the summary we stored for it.
 from collections.abc import Mapping
 from typing import Any
 
-from core.convert import COMPACTION_PREFIX, error_text
-from core.stream_events import mcp_call_item
+from core.convert import COMPACTION_PREFIX, error_text, refusals
+from core.stream_events import mcp_approval_request_item, mcp_call_item
 
 ENCRYPTED_REASONING = "reasoning.encrypted_content"  # the `include` value that makes reasoning portable
 
@@ -31,8 +31,10 @@ def context_to_input(items: list[dict[str, Any]], summaries: dict[str, str] | No
     upstream, and a Responses upstream given it back would look its id up and fail.
     """
     last_compaction = max((i for i, item in enumerate(items) if item.get("type") == "compaction"), default=0)
+    items = items[last_compaction:]
+    refused = refusals(items)
     out: list[dict[str, Any]] = []
-    for item in items[last_compaction:]:
+    for item in items:
         item = {k: v for k, v in item.items() if not k.startswith("_")}  # our bookkeeping (`_turn`)
         kind = item.get("type")
         if kind == "message" and item.get("role") == "assistant" and item.get("status") == "incomplete":
@@ -47,23 +49,39 @@ def context_to_input(items: list[dict[str, Any]], summaries: dict[str, str] | No
         elif kind == "compaction":
             summary = (summaries or {}).get(item["encrypted_content"], "")
             out.append({"type": "message", "role": "developer", "content": COMPACTION_PREFIX + summary})
+        elif item.get("id") in refused:
+            request, result = refused[item["id"]]
+            out += [{"type": "function_call", "call_id": request["id"], "name": request["name"],
+                     "arguments": request["arguments"]},
+                    {"type": "function_call_output", "call_id": request["id"], "output": result}]
+        elif kind in ("mcp_list_tools", "mcp_approval_request", "mcp_approval_response"):
+            continue  # ours: a listing, or an approval whose outcome (the call, or its refusal) is given instead
         else:
             out.append(item if cache_control else _without_cache_control(item))
     return out
 
 
-def output_to_items(output: list[dict[str, Any]], server_tools: Mapping[str, str]) -> list[dict[str, Any]]:
+def output_to_items(output: list[dict[str, Any]], server_tools: Mapping[str, str],
+                    ask: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
     """Our output items for an upstream's `output`: unchanged, except that a function call of a tool the server runs
-    (`server_tools`: its server label by name) becomes the `mcp_call` we run (as over chat completions)."""
-    return [mcp_call_item(item["name"], item.get("arguments") or "{}", server_tools[item["name"]])
-            if item.get("type") == "function_call" and item.get("name") in server_tools else item
-            for item in output]
+    (`server_tools`: its server label by name) becomes the `mcp_call` we run, or an `mcp_approval_request` when its
+    name is one to `ask` the client about (as over chat completions)."""
+    items = []
+    for item in output:
+        name = str(item.get("name"))
+        if item.get("type") != "function_call" or name not in server_tools:
+            items.append(item)
+            continue
+        args = item.get("arguments") or "{}"
+        items.append(mcp_approval_request_item(name, args, server_tools[name]) if name in ask
+                     else mcp_call_item(name, args, server_tools[name]))
+    return items
 
 
 def is_pending_call(item: dict[str, Any]) -> bool:
-    """Whether an output item is a tool call the loop must act on: a client-side function call (the response
-    ends for the client to run it) or a server-side call we have yet to run."""
-    if item.get("type") == "function_call":
+    """Whether an output item is a tool call the loop must act on: a client-side function call or a call waiting
+    for approval (the response ends for the client to act) or a server-side call we have yet to run."""
+    if item.get("type") in ("function_call", "mcp_approval_request"):
         return True
     return item.get("type") == "mcp_call" and item.get("status") == "in_progress"
 

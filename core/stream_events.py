@@ -11,7 +11,7 @@ from typing import Any
 
 from openai import BaseModel as WireModel
 from openai.types import responses as ev
-from openai.types.responses.response_output_item import McpCall, McpListTools
+from openai.types.responses.response_output_item import McpApprovalRequest, McpCall, McpListTools
 
 from core.emit import dump, event
 from core.ids import new_id
@@ -94,6 +94,22 @@ def mcp_call_item(name: str, arguments: str, server_label: str = SERVER_LABEL) -
     completes it."""
     return dump(McpCall(id=new_id("mcp"), type="mcp_call", server_label=server_label, name=name,
                         arguments=arguments, output=None, error=None, status="in_progress"))
+
+
+def mcp_approval_request_item(name: str, arguments: str, server_label: str) -> dict[str, Any]:
+    """A call the model asked for that waits for the client's approval: the response ends with it."""
+    return dump(McpApprovalRequest(id=new_id("mcpr"), type="mcp_approval_request", server_label=server_label,
+                                   name=name, arguments=arguments))
+
+
+def approved_call(call_id: str, request: dict[str, Any], approval_request_id: str) -> dict[str, Any] | None:
+    """The `mcp_call` item of a call the client approved (from the request's `_approved`), in progress."""
+    entry = next((c for c in request.get("_approved") or [] if c["approval_request_id"] == approval_request_id), None)
+    if entry is None:
+        return None
+    return dump(McpCall(id=call_id, type="mcp_call", server_label=entry["server_label"], name=entry["name"],
+                        arguments=entry["arguments"], approval_request_id=approval_request_id, output=None,
+                        error=None, status="in_progress"))
 
 
 def mcp_call_finished(index: int, item: dict[str, Any]) -> list[dict[str, Any]]:
@@ -185,6 +201,8 @@ def reasoning_events(index: int, item: dict[str, Any]) -> list[dict[str, Any]]:
 def call_events(index: int, item: dict[str, Any]) -> list[dict[str, Any]]:
     """A client-side call is whole at once; a server-side (mcp_call) one is added with its arguments and in
     progress: its tool's step ends it (mcp_call_finished)."""
+    if item["type"] == "mcp_approval_request":
+        return [item_added(index, item), item_done(index, item)]
     if item["type"] != "mcp_call":
         return function_call_events(index, item)
     where = {"item_id": item["id"], "output_index": index}

@@ -259,14 +259,20 @@ def _check_mcp_tool(tool: dict[str, Any], param: str) -> None:
         if tool.get("authorization") is not None and not isinstance(tool["authorization"], str):
             raise InvalidRequest("authorization must be a string.", param=f"{param}.authorization",
                                  code="invalid_value")
-        if tool.get("require_approval") != "never":
-            # The spec's default is "always"; approvals are not supported yet, so nothing may run unasked.
-            raise InvalidRequest("Approvals are not supported yet: set require_approval to 'never' to let the server "
-                                 "call this MCP server's tools.", param=f"{param}.require_approval",
-                                 code="unsupported_value")
+        if not _approval_filter_ok(tool.get("require_approval")):
+            raise InvalidRequest("require_approval is 'always', 'never', or {\"always\"|\"never\": {\"tool_names\": "
+                                 "[...]}}.", param=f"{param}.require_approval", code="invalid_value")
     if mcp_allowed_tools(tool) is None and tool.get("allowed_tools") is not None:
         raise InvalidRequest("allowed_tools must be a list of tool names or {\"tool_names\": [...]}.",
                              param=f"{param}.allowed_tools", code="invalid_value")
+
+
+def _approval_filter_ok(value: Any) -> bool:
+    if value is None or value in ("always", "never"):
+        return True
+    if not isinstance(value, dict) or not value or set(value) - {"always", "never"}:
+        return False
+    return all(isinstance(v, dict) and isinstance(v.get("tool_names", []), list) for v in value.values())
 
 
 def mcp_allowed_tools(tool: dict[str, Any]) -> list[str] | None:
@@ -402,8 +408,22 @@ def normalize_input(raw: str | list[dict[str, Any]], *, cache_ttls: Collection[s
                 if not isinstance(item.get(key), str):
                     raise InvalidRequest(f"mcp_call items need '{key}'.", param=f"{param}.{key}",
                                          code="missing_required_parameter")
-            items.append({k: item.get(k) for k in ("id", "type", "server_label", "name", "arguments", "output",
-                                                   "error", "status")})
+            keys = ("id", "type", "server_label", "name", "arguments", "output", "error", "status")
+            items.append({k: item.get(k) for k in keys}
+                         | ({"approval_request_id": item["approval_request_id"]}
+                            if item.get("approval_request_id") else {}))
+        elif kind in ("mcp_list_tools", "mcp_approval_request"):  # history a client re-sends
+            if not isinstance(item.get("id"), str) or not isinstance(item.get("server_label"), str):
+                raise InvalidRequest(f"{kind} items need 'id' and 'server_label'.", param=param,
+                                     code="missing_required_parameter")
+            items.append(item)
+        elif kind == "mcp_approval_response":
+            if not isinstance(item.get("approval_request_id"), str) or not isinstance(item.get("approve"), bool):
+                raise InvalidRequest("mcp_approval_response items need 'approval_request_id' and 'approve' (a "
+                                     "boolean).", param=param, code="missing_required_parameter")
+            items.append({"id": item.get("id") or new_id("mcpa"), "type": kind,
+                          "approval_request_id": item["approval_request_id"], "approve": item["approve"],
+                          **({"reason": item["reason"]} if item.get("reason") is not None else {})})
         elif kind == "reasoning":
             # Kept and echoed; chat upstreams get no reasoning back (most reject or ignore it).
             if not isinstance(item.get("summary", []), list):

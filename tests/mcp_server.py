@@ -1,5 +1,6 @@
 """A real MCP server for the tests: the `mcp` package's server over streamable HTTP, recording what reaches it."""
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,10 +21,12 @@ class Hit:
 
 @dataclass
 class ScriptedMcp:
-    """Tools `add`, `weather` and `explode` (which fails); `hits` records every request."""
+    """Tools `add`, `weather` and `explode` (which fails); `hits` records every request. Requests to the URL with
+    `?slow` answer a listing after `list_delay` seconds."""
 
     hits: list[Hit] = field(default_factory=list)
     url: str = ""
+    list_delay: float = 3.0
 
     def app(self) -> ASGIApp:
         """The server's ASGI app, behind a recorder of the requests that reach it."""
@@ -63,6 +66,9 @@ class ScriptedMcp:
             for request in payload if isinstance(payload, list) else [payload]:
                 if isinstance(request, dict) and "method" in request:
                     self.hits.append(Hit(request["method"], request.get("params") or {}, headers))
+
+            if b"slow" in scope.get("query_string", b"") and any(h.method == "tools/list" for h in self.hits[-1:]):
+                await asyncio.sleep(self.list_delay)
 
             async def replay() -> Message:
                 return chunks.pop(0) if chunks else await receive()

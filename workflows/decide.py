@@ -32,6 +32,13 @@ class ListTools:
 
 
 @dataclass(frozen=True)
+class RunApproved:
+    """Run the calls the client approved (by approval request id), in parallel, before the first model call."""
+
+    approval_request_ids: list[str]
+
+
+@dataclass(frozen=True)
 class Finish:
     """End the response with this status."""
 
@@ -39,7 +46,7 @@ class Finish:
     incomplete_reason: str | None = None
 
 
-Decision = CallModel | RunTools | CompactContext | ListTools | Finish
+Decision = CallModel | RunTools | CompactContext | ListTools | RunApproved | Finish
 
 # The openai SDK's strict validation only accepts its own literals for incomplete_details.reason;
 # a step cap is the closest to "max_messages".
@@ -55,12 +62,15 @@ class LoopState:
     compacted_at: list[int] = field(default_factory=list)  # how many turns there were at each compaction
     lists_due: list[str] = field(default_factory=list)  # remote MCP servers to list before the first model call
     listed: int = 0
+    approved: list[str] = field(default_factory=list)  # approved calls to run then (each adds its mcp_call item)
+    approved_run: bool = False
 
     @property
     def output_count(self) -> int:
-        """How many output items the response has so far (a tool result completes its call's item; a compaction
-        and a tool listing add one each)."""
-        return sum(t.output_items for t in self.turns) + len(self.compacted_at) + self.listed
+        """How many output items the response has so far (a tool result completes its call's item; a compaction,
+        a tool listing and an approved call add one each)."""
+        ran = len(self.approved) if self.approved_run else 0
+        return sum(t.output_items for t in self.turns) + len(self.compacted_at) + self.listed + ran
 
     @property
     def next_seq(self) -> int:
@@ -78,6 +88,8 @@ def decide(state: LoopState, *, max_model_calls: int, max_tool_calls: int | None
     if not state.turns:
         if state.listed < len(state.lists_due):
             return ListTools(state.lists_due[state.listed])
+        if state.approved and not state.approved_run:
+            return RunApproved(state.approved)
         return CallModel()
     last = state.turns[-1]
     done = {r.call_id for r in state.tool_results}

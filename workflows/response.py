@@ -28,8 +28,18 @@ with workflow.unsafe.imports_passed_through():
         ToolResult,
         UpstreamFailure,
     )
+    from core.ids import approved_call_id
     from core.status import ResponseStatus
-    from workflows.decide import CallModel, CompactContext, Finish, ListTools, LoopState, RunTools, decide
+    from workflows.decide import (
+        CallModel,
+        CompactContext,
+        Finish,
+        ListTools,
+        LoopState,
+        RunApproved,
+        RunTools,
+        decide,
+    )
 
 _START_IN_FIRST_CALL = "start-in-first-model-call"
 STATE_TIMEOUT = timedelta(seconds=30)
@@ -91,7 +101,7 @@ class ResponseWorkflow:
                                    non_retryable=True) from err
 
     async def _loop(self, inp: ResponseWorkflowInput, start_in_first_call: bool) -> tuple[ResponseStatus, str | None]:
-        state = LoopState(lists_due=list(inp.mcp_list))
+        state = LoopState(lists_due=list(inp.mcp_list), approved=list(inp.approved))
         while True:
             decision = decide(state, max_model_calls=inp.policy.max_model_calls, max_tool_calls=inp.max_tool_calls,
                               compact_threshold=inp.compact_threshold)
@@ -119,6 +129,17 @@ class ResponseWorkflow:
                     heartbeat_timeout=timedelta(seconds=p.heartbeat_timeout_seconds),
                     retry_policy=step_retry(p, p.tool_max_attempts), summary=f"list tools · {decision.label}")
                 state.listed += 1
+            elif isinstance(decision, RunApproved):
+                seq, first, starts = state.next_seq, state.output_count, start_in_first_call and state.next_seq == 1
+                results = await asyncio.gather(*(
+                    self._call_tool(inp, ToolCallInput(response_id=inp.response_id, seq=seq + i,
+                                                       call_id=approved_call_id(inp.response_id, approval),
+                                                       name="approved call", output_index=first + i,
+                                                       approval_request_id=approval,
+                                                       start_response=starts and i == 0))
+                    for i, approval in enumerate(decision.approval_request_ids)))
+                state.tool_results.extend(results)
+                state.approved_run = True
             elif isinstance(decision, CompactContext):
                 p = inp.policy
                 await workflow.execute_activity_method(

@@ -34,8 +34,11 @@ PARSE_ERRORS: list[tuple[dict[str, Any], str, str]] = [
     ({"model": MODEL, "input": "hi", "tools": [{"type": "function"}]}, "tools[0].name",
      "missing_required_parameter"),
     ({"model": MODEL, "input": "hi", "tool_choice": "sometimes"}, "tool_choice", "invalid_value"),
-    ({"model": MODEL, "input": "hi", "tools": [{"type": "mcp", "server_label": "elsewhere"}]},
-     "tools[0].require_approval", "unsupported_value"),  # the spec's default is "always"; approvals come later
+    ({"model": MODEL, "input": "hi", "tools": [{"type": "mcp", "server_label": "x", "server_url": "http://h/mcp",
+                                                "require_approval": "sometimes"}]},
+     "tools[0].require_approval", "invalid_value"),
+    ({"model": MODEL, "input": [{"type": "mcp_approval_response", "approval_request_id": "mcpr_1"}]},
+     "input[0]", "missing_required_parameter"),
     ({"model": MODEL, "input": "hi", "tools": [{"type": "mcp", "server_label": "x", "server_url": "file:///etc",
                                                 "require_approval": "never"}]},
      "tools[0].server_url", "invalid_value"),
