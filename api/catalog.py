@@ -12,7 +12,7 @@ from core.errors import Conflict, NotFound
 from core.model_target import UpstreamApi
 from core.stream_events import SERVER_LABEL
 from db import catalog
-from db.tables import McpServer, Tool, UpstreamModel
+from db.tables import GrantKind, McpServer, Tool, UpstreamModel
 
 
 def _http_url(value: str) -> str:
@@ -79,6 +79,15 @@ class NewMcpServer(BaseModel):
         if v == SERVER_LABEL:
             raise ValueError(f"{SERVER_LABEL!r} is the label of the server's own registered tools")
         return v
+
+
+class NewGrant(BaseModel):
+    """POST /admin/grants: let an owner use a model alias, a registered tool or a registered MCP server. Anything
+    granted to somebody is only its grantees'; anything granted to nobody stays everyone's."""
+
+    kind: GrantKind
+    name: str = Field(min_length=1)
+    owner_id: str = Field(min_length=1)
 
 
 def mcp_server_json(row: McpServer) -> dict[str, Any]:
@@ -169,3 +178,21 @@ async def remove_mcp_server(s: AsyncSession, label: str) -> dict[str, Any]:
     if not await catalog.remove_mcp_server(s, label):
         raise NotFound(f"No MCP server {label!r}.", param="label")
     return {"label": label, "deleted": True}
+
+
+async def grant(s: AsyncSession, new: NewGrant) -> dict[str, Any]:
+    """Grant a model, tool or MCP server to an owner."""
+    await catalog.grant(s, new.kind, new.name, new.owner_id)
+    return new.model_dump()
+
+
+async def list_grants(s: AsyncSession) -> list[dict[str, Any]]:
+    """Every grant."""
+    return [{"kind": g.kind, "name": g.name, "owner_id": g.owner_id} for g in await catalog.list_grants(s)]
+
+
+async def revoke_grant(s: AsyncSession, gone: NewGrant) -> dict[str, Any]:
+    """Take a grant back."""
+    if not await catalog.revoke_grant(s, gone.kind, gone.name, gone.owner_id):
+        raise NotFound(f"No grant of {gone.kind} {gone.name!r} to {gone.owner_id!r}.", param="name")
+    return {**gone.model_dump(), "deleted": True}

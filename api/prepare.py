@@ -43,12 +43,13 @@ class Prepared:
     is_new: bool
 
 
-async def require_model(s: AsyncSession, settings: Settings, alias: str) -> ModelTarget:
-    """Where `model` goes; a 400 naming `model` when nothing serves it."""
-    target = await resolve_model(s, settings, alias)
+async def require_model(s: AsyncSession, settings: Settings, alias: str, owner_id: str) -> ModelTarget:
+    """Where `model` goes; a 404 naming `model` when nothing serves it or the owner may not use it (the same
+    answer, so a tenant cannot tell another's models exist)."""
+    target = await resolve_model(s, settings, alias, owner_id)
     if target is None:
-        raise InvalidRequest(f"The model '{alias}' does not exist or you do not have access to it.",
-                             param="model", code="model_not_found")
+        raise NotFound(f"The model '{alias}' does not exist or you do not have access to it.",
+                       param="model", code="model_not_found")
     return target
 
 
@@ -73,11 +74,11 @@ async def prepare(s: AsyncSession, settings: Settings, owner_id: str, body: Any,
             return Prepared(req, same_request(existing, request_hash), [], False)
     else:
         response_id = new_id("resp")
-    target = await require_model(s, settings, req.model)
+    target = await require_model(s, settings, req.model, owner_id)
     prev = await _ended_previous(s, owner_id, req.previous_response_id) if req.previous_response_id else None
     conversation_id = await _join_conversation(s, owner_id, req) if req.conversation is not None else None
     items = await _resolve_references(s, owner_id, normalize_input(req.input, cache_ttls=settings.cache_control_ttls))
-    model_tools, server_tools = await _model_tools(s, req)
+    model_tools, server_tools = await _model_tools(s, req, owner_id)
     remote = [(i, t) for i, t in enumerate(req.tools) if t["type"] == "mcp" and t["server_label"] != SERVER_LABEL]
     answers = any(item["type"] == "mcp_approval_response" for item in items)
     history: list[dict[str, Any]] = []
@@ -86,7 +87,7 @@ async def prepare(s: AsyncSession, settings: Settings, owner_id: str, body: Any,
                    await conversations.all_items(s, conversation_id) if conversation_id else [])
     if target.context_window and req.truncation != "auto":
         await _check_window(s, owner_id, req, target.context_window, history + items, model_tools)
-    mcp_servers = await _remote_mcp_servers(s, settings, remote)
+    mcp_servers = await _remote_mcp_servers(s, settings, remote, owner_id)
     request = req.model_dump(mode="json", exclude={"input", *(req.model_extra or {})})
     request |= {"_model_tools": model_tools, "_server_tools": server_tools, "_mcp_servers": mcp_servers,
                 # A server whose tools the context lists already (an earlier turn) is not listed again.
@@ -98,11 +99,12 @@ async def prepare(s: AsyncSession, settings: Settings, owner_id: str, body: Any,
     return Prepared(req, row, items, True)
 
 
-async def _remote_mcp_servers(s: AsyncSession, settings: Settings,
-                              entries: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
+async def _remote_mcp_servers(s: AsyncSession, settings: Settings, entries: list[tuple[int, dict[str, Any]]],
+                              owner_id: str) -> dict[str, Any]:
     """How to reach each remote MCP server the request names (see core.mcp), each URL checked against the fetch
     policy now: one it may not fetch is a 400 before anything is stored or requested."""
-    registered = await mcp_servers_by_label(s, [t["server_label"] for _, t in entries if not t.get("server_url")])
+    registered = await mcp_servers_by_label(s, [t["server_label"] for _, t in entries if not t.get("server_url")],
+                                            owner_id)
     servers: dict[str, Any] = {}
     for i, entry in entries:
         label = entry["server_label"]
@@ -117,8 +119,8 @@ async def _remote_mcp_servers(s: AsyncSession, settings: Settings,
         elif label in registered:
             server = {"url": registered[label].url, "registered": True}  # its secrets stay in the catalog
         else:
-            raise InvalidRequest(f"No MCP server is registered as {label!r}; give its server_url.",
-                                 param=f"tools[{i}].server_label", code="mcp_server_not_found")
+            raise NotFound(f"No MCP server is registered as {label!r} for you; give its server_url.",
+                           param=f"tools[{i}].server_label", code="mcp_server_not_found")
         try:
             await check_url(server["url"], settings.fetch)
         except FetchRefused as exc:
@@ -186,14 +188,15 @@ async def _join_conversation(s: AsyncSession, owner_id: str, req: CreateResponse
     return conversation_id
 
 
-async def _model_tools(s: AsyncSession, req: CreateResponseRequest) -> tuple[list[dict[str, Any]], list[str]]:
+async def _model_tools(s: AsyncSession, req: CreateResponseRequest,
+                       owner_id: str) -> tuple[list[dict[str, Any]], list[str]]:
     """The function tools the model is offered, and which of them the server runs.
 
     A function tool named like a registered tool runs server-side (its registered schema fills in what the
     request left out); an `mcp` entry with server_label "agentrunner" offers the registered tools it allows.
     """
     functions = [t for t in req.tools if t["type"] == "function"]
-    registered = await tools_by_name(s, [t["name"] for t in functions])
+    registered = await tools_by_name(s, [t["name"] for t in functions], owner_id)
     offered = []
     for t in functions:
         reg = registered.get(t["name"])
@@ -202,15 +205,15 @@ async def _model_tools(s: AsyncSession, req: CreateResponseRequest) -> tuple[lis
                  "parameters": t.get("parameters") or reg.parameters}
         offered.append(t)
     ours = any(t["type"] == "mcp" and t["server_label"] == SERVER_LABEL for t in req.tools)
-    every = {t.name: t for t in await list_tools(s)} if ours else {}
+    every = {t.name: t for t in await list_tools(s, owner_id)} if ours else {}
     for i, entry in enumerate(req.tools):
         if entry["type"] != "mcp" or entry["server_label"] != SERVER_LABEL:
             continue
         allowed = mcp_allowed_tools(entry)
         missing = sorted(set(allowed or ()) - set(every))
         if missing:
-            raise InvalidRequest(f"No registered tools named {missing}.", param=f"tools[{i}].allowed_tools",
-                                 code="tool_not_found")
+            raise NotFound(f"No registered tools named {missing}.", param=f"tools[{i}].allowed_tools",
+                           code="tool_not_found")
         for name in allowed if allowed is not None else sorted(every):
             if all(t["name"] != name for t in offered):
                 reg = every[name]
@@ -278,7 +281,7 @@ async def _ended_previous(s: AsyncSession, owner_id: str, previous_response_id: 
 async def prepare_compaction(s: AsyncSession, settings: Settings, owner_id: str, body: Any) -> Compaction:
     """Validate a compact body and gather the window it compacts; nothing is written."""
     req = validate_body(CompactRequest, body)
-    await require_model(s, settings, req.model)
+    await require_model(s, settings, req.model, owner_id)
     window = []
     if req.previous_response_id:
         window = await db.context_items(s, (await _ended_previous(s, owner_id, req.previous_response_id)).id)

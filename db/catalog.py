@@ -11,11 +11,29 @@ from sqlmodel import col
 from core.ids import hash_secret, new_id
 from core.model_target import ModelTarget, default_target
 from core.settings import Settings
-from db.tables import ApiKey, McpServer, Tool, UpstreamModel
+from db.tables import ApiKey, Grant, GrantKind, McpServer, Tool, UpstreamModel
 
 
-async def resolve_model(session: AsyncSession, settings: Settings, alias: str) -> ModelTarget | None:
-    """The target of a model alias, or None when nothing serves it."""
+async def usable(session: AsyncSession, kind: GrantKind, names: list[str], owner_id: str | None) -> set[str]:
+    """Which of these names the owner may use: those granted to nobody (everyone's), and those granted to it.
+    Without an owner (a worker acting for a response already checked), all of them."""
+    if owner_id is None or not names:
+        return set(names)
+    rows = await session.execute(select(col(Grant.name), col(Grant.owner_id))
+                                 .where(col(Grant.kind) == kind, col(Grant.name).in_(names)))
+    restricted, granted = set(), set()
+    for name, owner in rows:
+        restricted.add(name)
+        if owner == owner_id:
+            granted.add(name)
+    return (set(names) - restricted) | granted
+
+
+async def resolve_model(session: AsyncSession, settings: Settings, alias: str,
+                        owner_id: str | None = None) -> ModelTarget | None:
+    """The target of a model alias, or None when nothing serves it (or, given an owner, it may not use it)."""
+    if not await usable(session, "model", [alias], owner_id):
+        return None
     row = await session.get(UpstreamModel, alias)
     if row is not None:
         return ModelTarget(alias, row.upstream_model, row.base_url, row.api_key, row.context_window, row.cache_control,
@@ -23,9 +41,11 @@ async def resolve_model(session: AsyncSession, settings: Settings, alias: str) -
     return default_target(settings, alias)
 
 
-async def list_models(session: AsyncSession) -> list[UpstreamModel]:
-    """Registered models, by alias."""
-    return list(await session.scalars(select(UpstreamModel).order_by(col(UpstreamModel.alias))))
+async def list_models(session: AsyncSession, owner_id: str | None = None) -> list[UpstreamModel]:
+    """Registered models (those the owner may use, given one), by alias."""
+    rows = list(await session.scalars(select(UpstreamModel).order_by(col(UpstreamModel.alias))))
+    allowed = await usable(session, "model", [r.alias for r in rows], owner_id)
+    return [r for r in rows if r.alias in allowed]
 
 
 async def add_model(session: AsyncSession, *, alias: str, base_url: str, upstream_model: str | None,
@@ -67,11 +87,13 @@ async def list_mcp_servers(session: AsyncSession) -> list[McpServer]:
     return list(await session.scalars(select(McpServer).order_by(col(McpServer.label))))
 
 
-async def mcp_servers_by_label(session: AsyncSession, labels: list[str]) -> dict[str, McpServer]:
-    """The registered MCP servers among these labels."""
-    if not labels:
+async def mcp_servers_by_label(session: AsyncSession, labels: list[str],
+                               owner_id: str | None = None) -> dict[str, McpServer]:
+    """The registered MCP servers among these labels (those the owner may use, given one)."""
+    allowed = await usable(session, "mcp_server", labels, owner_id)
+    if not allowed:
         return {}
-    return {m.label: m for m in await session.scalars(select(McpServer).where(col(McpServer.label).in_(labels)))}
+    return {m.label: m for m in await session.scalars(select(McpServer).where(col(McpServer.label).in_(allowed)))}
 
 
 async def remove_mcp_server(session: AsyncSession, label: str) -> bool:
@@ -95,17 +117,39 @@ async def _upsert(session: AsyncSession, table: type[CatalogRow], row: dict[str,
     return stored
 
 
-async def list_tools(session: AsyncSession) -> list[Tool]:
-    """Registered tools, by name."""
-    return list(await session.scalars(select(Tool).order_by(col(Tool.name))))
+async def list_tools(session: AsyncSession, owner_id: str | None = None) -> list[Tool]:
+    """Registered tools (those the owner may use, given one), by name."""
+    rows = list(await session.scalars(select(Tool).order_by(col(Tool.name))))
+    allowed = await usable(session, "tool", [t.name for t in rows], owner_id)
+    return [t for t in rows if t.name in allowed]
 
 
-async def tools_by_name(session: AsyncSession, names: list[str]) -> dict[str, Tool]:
-    """The registered tools among these names."""
-    if not names:
+async def tools_by_name(session: AsyncSession, names: list[str], owner_id: str | None = None) -> dict[str, Tool]:
+    """The registered tools among these names (those the owner may use, given one)."""
+    allowed = await usable(session, "tool", names, owner_id)
+    if not allowed:
         return {}
-    rows = await session.scalars(select(Tool).where(col(Tool.name).in_(names)))
+    rows = await session.scalars(select(Tool).where(col(Tool.name).in_(allowed)))
     return {t.name: t for t in rows}
+
+
+async def grant(session: AsyncSession, kind: GrantKind, name: str, owner_id: str) -> None:
+    """Let an owner use a model, tool or MCP server (which from then on only its grantees may use)."""
+    await session.execute(insert(Grant).values(kind=kind, name=name, owner_id=owner_id).on_conflict_do_nothing())
+    await session.commit()
+
+
+async def revoke_grant(session: AsyncSession, kind: GrantKind, name: str, owner_id: str) -> bool:
+    """Take a grant back; whether there was one. (The last one gone, the thing is everyone's again.)"""
+    removed = await session.scalar(delete(Grant).where(col(Grant.kind) == kind, col(Grant.name) == name,
+                                                      col(Grant.owner_id) == owner_id).returning(col(Grant.name)))
+    await session.commit()
+    return removed is not None
+
+
+async def list_grants(session: AsyncSession) -> list[Grant]:
+    """Every grant, by kind, name and owner."""
+    return list(await session.scalars(select(Grant).order_by(col(Grant.kind), col(Grant.name), col(Grant.owner_id))))
 
 
 async def remove_tool(session: AsyncSession, name: str) -> bool:

@@ -2,7 +2,7 @@
 tests/test_schema.py proves these declarations describe it exactly."""
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import BigInteger, CheckConstraint, Column, DateTime, Double, Index, Text, UniqueConstraint, func, text
 from sqlalchemy.dialects.postgresql import JSONB
@@ -28,6 +28,10 @@ def _now() -> Any:
 def _zero() -> Any:
     """A counter that starts at 0, in Python and in SQL."""
     return Field(default=0, sa_column_kwargs={"server_default": text("0")})
+
+
+GrantKind = Literal["model", "tool", "mcp_server"]
+GRANT_KINDS: tuple[str, ...] = get_args(GrantKind)
 
 
 def _in(column: str, values: list[str]) -> str:
@@ -131,7 +135,7 @@ class Step(SQLModel, table=True):
     __tablename__ = "steps"
     __table_args__ = (
         CheckConstraint(_in("kind", ["model_call", "tool_call", "compaction", "list_tools"]), name="steps_kind_check"),
-        CheckConstraint(_in("state", ["running", "completed", "failed"]), name="steps_state_check"),
+        CheckConstraint(_in("state", ["running", "completed", "failed", "cancelled"]), name="steps_state_check"),
     )
     response_id: str = Field(primary_key=True, foreign_key="responses.id", ondelete="CASCADE", sa_type=Text)
     seq: int = Field(primary_key=True)
@@ -201,4 +205,16 @@ class ConversationItem(SQLModel, table=True):
     id: str = Field(sa_type=Text)
     response_id: str | None = Field(default=None, sa_type=Text)  # the response that added it, if one did
     data: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    created_at: datetime = _now()
+
+
+class Grant(SQLModel, table=True):
+    """An owner may use a model alias, a registered tool or a registered MCP server. One that has no grants at all is
+    everyone's; one that has some is only theirs."""
+
+    __tablename__ = "grants"
+    __table_args__ = (CheckConstraint(_in("kind", list(GRANT_KINDS)), name="grants_kind_check"),)
+    kind: str = Field(primary_key=True, sa_type=Text)
+    name: str = Field(primary_key=True, sa_type=Text)
+    owner_id: str = Field(primary_key=True, sa_type=Text)
     created_at: datetime = _now()

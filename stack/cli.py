@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from api import catalog
-from api.catalog import NewApiKey, NewMcpServer, NewModel, NewTool
+from api.catalog import NewApiKey, NewGrant, NewMcpServer, NewModel, NewTool
 from core.errors import AgentRunnerError
 from core.logging import configure_logging
 from core.model_target import UPSTREAM_APIS
@@ -19,6 +19,7 @@ from core.settings import Settings
 from core.temporal import connect_temporal, ensure_search_attributes
 from db.engine import create_engine, session_factory
 from db.migrate import migrate
+from db.tables import GRANT_KINDS
 from stack.postgres import with_database
 
 
@@ -75,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     ms.add_argument("--url", required=True)
     ms.add_argument("--header", action="append", default=[], help="NAME=VALUE sent with every request (repeatable)")
     ms.add_argument("--description", default="")
+    for action, text in (("grant", "let an owner use a model, tool or MCP server (then only its grantees may)"),
+                         ("revoke-grant", "take a grant back (the last one gone, it is everyone's again)")):
+        g = admin.add_parser(action, help=text)
+        g.add_argument("kind", choices=GRANT_KINDS)
+        g.add_argument("name")
+        g.add_argument("owner")
+    admin.add_parser("list-grants")
     admin.add_parser("list-mcp-servers")
     rms = admin.add_parser("remove-mcp-server")
     rms.add_argument("label")
@@ -117,6 +125,13 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> Any:
                     headers = dict(h.split("=", 1) for h in args.header)
                     return await catalog.add_mcp_server(s, NewMcpServer(
                         label=args.label, url=args.url, headers=headers, description=args.description))
+                case "grant":
+                    return await catalog.grant(s, NewGrant(kind=args.kind, name=args.name, owner_id=args.owner))
+                case "revoke-grant":
+                    return await catalog.revoke_grant(s, NewGrant(kind=args.kind, name=args.name,
+                                                                  owner_id=args.owner))
+                case "list-grants":
+                    return await catalog.list_grants(s)
                 case "list-mcp-servers":
                     return await catalog.list_mcp_servers(s)
                 case "remove-mcp-server":

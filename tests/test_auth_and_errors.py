@@ -58,21 +58,24 @@ async def test_other_owners_response_is_404_everywhere(stack: Stack) -> None:
 # per layer that rejects, show on the real stack the status and envelope, that nothing is written, and that the
 # upstream is not called.
 BAD_BODIES = [
-    ({"input": "hi"}, "model", "missing_required_parameter"),  # the request model
-    ({"model": "MODEL", "input": [{"role": "wizard", "content": "x"}]}, "input[0].role", "invalid_value"),  # input
-    ({"model": "no-such-model", "input": "hi"}, "model", "model_not_found"),  # the catalog
+    ({"input": "hi"}, "model", "missing_required_parameter", 400),  # the request model
+    ({"model": "MODEL", "input": [{"role": "wizard", "content": "x"}]}, "input[0].role", "invalid_value",
+     400),  # input
+    ({"model": "no-such-model", "input": "hi"}, "model", "model_not_found", 404),  # the catalog, as OpenAI answers
     ({"model": "MODEL", "input": [{"type": "item_reference", "id": "msg_missing"}]}, "input[0].id",
-     "item_not_found"),  # stored items
+     "item_not_found", 400),  # stored items
 ]
 
 
-@pytest.mark.parametrize(("body", "param", "code"), BAD_BODIES, ids=[f"{p}-{c}" for _, p, c in BAD_BODIES])
-async def test_bad_request_bodies(stack: Stack, body: dict[str, Any], param: str, code: str) -> None:
+@pytest.mark.parametrize(("body", "param", "code", "status"), BAD_BODIES,
+                         ids=[f"{p}-{c}" for _, p, c, _ in BAD_BODIES])
+async def test_bad_request_bodies(stack: Stack, body: dict[str, Any], param: str, code: str, status: int) -> None:
     model = await stack.model(Reply(text="unused"))
     key = await stack.new_key()
     before = await stack.count_rows()
     body = {k: (model if v == "MODEL" else v) for k, v in body.items()}
-    err = assert_envelope(await stack.call("POST", "/v1/responses", key, body), 400, "invalid_request_error", param)
+    kind = "invalid_request_error" if status == 400 else "not_found_error"
+    err = assert_envelope(await stack.call("POST", "/v1/responses", key, body), status, kind, param)
     assert err["code"] == code
     assert await stack.count_rows() == before
     assert stack.upstream.scripts[model].requests == []

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.stack
 # Every revision, oldest first.
 HEAD = ["0001_initial", "0002_compactions", "0003_compaction_steps", "0004_model_context_window",
         "0005_cache_write_tokens", "0006_model_cache_control", "0007_model_api", "0008_conversations",
-        "0009_mcp_servers"]
+        "0009_mcp_servers", "0010_grants_and_cancelled_steps"]
 
 # db/migrations/0001_initial.sql and 0002_response_events.sql as the old runner applied them, verbatim: the
 # databases it built are what the baseline revision must reproduce and what migrate() must adopt.

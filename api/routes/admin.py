@@ -5,8 +5,9 @@ from typing import Any
 from fastapi import APIRouter
 
 from api import catalog
-from api.catalog import NewApiKey, NewMcpServer, NewModel, NewTool
+from api.catalog import NewApiKey, NewGrant, NewMcpServer, NewModel, NewTool
 from api.deps import Admin, Db
+from db.tables import GrantKind
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Admin])
 
@@ -85,3 +86,21 @@ async def list_mcp_servers(s: Db) -> dict[str, Any]:
 async def remove_mcp_server(label: str, s: Db) -> dict[str, Any]:
     """Unregister an MCP server."""
     return await catalog.remove_mcp_server(s, label)
+
+
+@router.post("/grants")
+async def grant(body: NewGrant, s: Db) -> dict[str, Any]:
+    """Let an owner use a model, tool or MCP server (which from then on only its grantees may use)."""
+    return await catalog.grant(s, body)
+
+
+@router.get("/grants")
+async def list_grants(s: Db) -> dict[str, Any]:
+    """Every grant."""
+    return _page(await catalog.list_grants(s))
+
+
+@router.delete("/grants/{kind}/{name}/{owner_id}")
+async def revoke_grant(kind: GrantKind, name: str, owner_id: str, s: Db) -> dict[str, Any]:
+    """Take a grant back (the last one gone, the thing is everyone's again)."""
+    return await catalog.revoke_grant(s, NewGrant(kind=kind, name=name, owner_id=owner_id))

@@ -27,7 +27,7 @@ router = APIRouter(prefix="/v1/chat", tags=["chat"])
 
 @router.post("/completions", response_model=None, responses={200: {"model": ChatCompletion, "content": {
     "text/event-stream": {"schema": {"type": "string", "description": "chat.completion.chunk events"}}}}})
-async def chat_completions(request: Request, _: Owner, s: Db, settings: AppSettings, http: Http) -> Response:
+async def chat_completions(request: Request, owner: Owner, s: Db, settings: AppSettings, http: Http) -> Response:
     """Route by `model` like /v1/responses and relay the upstream's answer (JSON or SSE)."""
     body = await read_json(request)
     if not isinstance(body, dict) or not isinstance(body.get("model"), str):
@@ -35,7 +35,7 @@ async def chat_completions(request: Request, _: Owner, s: Db, settings: AppSetti
     if not isinstance(body.get("messages"), list):
         raise InvalidRequest("Missing required parameter: 'messages'.", param="messages",
                              code="missing_required_parameter")
-    target = await require_model(s, settings, body["model"])
+    target = await require_model(s, settings, body["model"], owner)
     if target.base_url is None:
         return _scripted(body)
     return await _relay(http, target, body, settings.upstream_timeout_seconds)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import api.prepare
 from api.prepare import prepare
-from core.errors import InvalidRequest
+from core.errors import InvalidRequest, NotFound
 from core.model_target import ModelTarget
 from core.settings import Settings
 from core.wire import CreateResponseRequest, normalize_input, parse_request
@@ -74,12 +74,8 @@ PARSE_ERRORS: list[tuple[dict[str, Any], str, str]] = [
 
 # (body, param, code): well-formed, rejected against the catalog or the stored responses.
 LOOKUP_ERRORS: list[tuple[dict[str, Any], str, str]] = [
-    ({"model": "no-such-model", "input": "hi"}, "model", "model_not_found"),
     ({"model": MODEL, "input": "hi", "tool_choice": {"type": "function", "name": "nope"}}, "tool_choice",
      "invalid_value"),
-    ({"model": MODEL, "input": "hi", "tools": [{"type": "mcp", "server_label": "agentrunner",
-                                                "allowed_tools": ["no_such_tool"]}]},
-     "tools[0].allowed_tools", "tool_not_found"),
     ({"model": MODEL, "input": [{"type": "item_reference", "id": "msg_missing"}]}, "input[0].id", "item_not_found"),
     ({"model": MODEL, "input": "hi", "previous_response_id": "resp_missing"}, "previous_response_id",
      "previous_response_not_found"),
@@ -147,13 +143,14 @@ class Catalog:
         self.responses: dict[str, Response] = {}
         self.items: dict[str, tuple[str, dict[str, Any]]] = {}  # id -> (owner, item)
 
-    async def resolve_model(self, _s: Any, _settings: Settings, alias: str) -> ModelTarget | None:
+    async def resolve_model(self, _s: Any, _settings: Settings, alias: str, _owner: str | None = None,
+                            ) -> ModelTarget | None:
         return ModelTarget(alias, alias, "http://upstream.invalid/v1", None) if alias in self.models else None
 
-    async def tools_by_name(self, _s: Any, names: list[str]) -> dict[str, Tool]:
+    async def tools_by_name(self, _s: Any, names: list[str], _owner: str | None = None) -> dict[str, Tool]:
         return {n: self.tools[n] for n in names if n in self.tools}
 
-    async def list_tools(self, _s: Any) -> list[Tool]:
+    async def list_tools(self, _s: Any, _owner: str | None = None) -> list[Tool]:
         return [self.tools[n] for n in sorted(self.tools)]
 
     async def get_response(self, _s: Any, response_id: str, owner_id: str | None = None) -> Response | None:
@@ -185,6 +182,24 @@ async def test_bad_body_is_rejected_by_prepare(catalog: Catalog, body: dict[str,
     with pytest.raises(InvalidRequest) as caught:
         await run_prepare(body)
     assert_invalid(caught.value, param, code)
+
+
+# (body, param, code): a 404, the same whether the thing does not exist or is granted to other owners only.
+NOT_FOUND: list[tuple[dict[str, Any], str, str]] = [
+    ({"model": "no-such-model", "input": "hi"}, "model", "model_not_found"),
+    ({"model": MODEL, "input": "hi", "tools": [{"type": "mcp", "server_label": "agentrunner",
+                                                "allowed_tools": ["no_such_tool"]}]},
+     "tools[0].allowed_tools", "tool_not_found"),
+]
+
+
+@pytest.mark.parametrize(("body", "param", "code"), NOT_FOUND, ids=_ids(NOT_FOUND))
+async def test_unknown_or_not_granted_is_a_404(catalog: Catalog, body: dict[str, Any], param: str,
+                                               code: str) -> None:
+    with pytest.raises(NotFound) as caught:
+        await run_prepare(body)
+    err = caught.value
+    assert err.http_status == 404 and (err.param, err.code) == (param, code), err.envelope()
 
 
 async def test_another_owners_response_and_items_are_not_found(catalog: Catalog) -> None:
