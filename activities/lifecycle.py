@@ -32,6 +32,8 @@ async def move_status(session: AsyncSession, response_id: str, status: ResponseS
     """
     row = await db.set_status(session, response_id, status, only_from=only_from, error=error,
                               incomplete_reason=incomplete_reason)
+    if row is not None and status == ResponseStatus.CANCELLED:
+        await db.cancel_running_steps(session, response_id)
     if row is not None and row.conversation_id and status in TURN_TAKEN:
         await conversations.append_items(session, row.conversation_id, await db.own_items(session, response_id),
                                          response_id)

@@ -34,6 +34,8 @@ def markdown(r: dict[str, Any]) -> str:
         lines += _memory(r["memory"])
     if "history" in r:
         lines += _history(r["history"])
+    if "mcp" in r:
+        lines += _mcp(r["mcp"])
     if "serialization" in r:
         lines += _serialization(r["serialization"])
     if "profile" in r:
@@ -115,6 +117,16 @@ def _history(h: dict[str, Any]) -> list[str]:
     return [*lines, "", f"Linear fit: {h['fit']['intercept']:,.0f} B + {h['fit']['slope']:,.0f} B/step "
             f"(r² {h['fit']['r2']:.4f}); a 100 kB answer grows the history by at most "
             f"{_x(h['payload_leak_ratio'])} (the text stays in PostgreSQL)."]
+
+
+def _mcp(m: dict[str, Any]) -> list[str]:
+    lines = ["", "### 8. A remote MCP tool call (blocking, p50)", "",
+             "| MCP calls | agentrunner | client runs the loop itself |", "|---|---|---|"]
+    lines += [f"| {row['calls']} | {_ms(row['agentrunner']['p50'])} | {_ms(row['direct']['p50'])} |"
+              for row in m["rows"]]
+    return [*lines, "", f"Per call (slope between 1 and 3 calls): agentrunner {_ms(m['per_call_ms']['agentrunner'])}, "
+            f"direct {_ms(m['per_call_ms']['direct'])} (an MCP call alone, in a session of its own: "
+            f"{_ms(m['direct_call_ms'])}); added by agentrunner per call: {_ms(m['added_ms_per_call'])}."]
 
 
 def _serialization(ser: dict[str, Any]) -> list[str]:

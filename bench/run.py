@@ -68,7 +68,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             sections: dict[str, Callable[[], Awaitable[Any]]] = {
                 "overhead": bench.overhead, "phases": bench.phases, "steps": bench.steps,
                 "streaming": bench.streaming,
-                "history": bench.history, "serialization": bench.serialization}
+                "history": bench.history, "mcp": bench.mcp, "serialization": bench.serialization}
             if stack:  # these need to own the processes
                 sections |= {"memory": lambda: bench.memory(stack, workers=2),
                              "throughput": lambda: bench.throughput(stack)}

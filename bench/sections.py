@@ -17,6 +17,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
+from bench.mcp import call_directly, mcp_server, timed_direct_mcp_loop, timed_mcp_response
 from bench.measure import (
     Target,
     closed_loop,
@@ -260,6 +261,30 @@ class Bench:
         fit = linear_fit([float(r["steps"]) for r in rows], [float(r["bytes"]) for r in rows])
         return {"rows": rows, "fit": fit,
                 "payload_leak_ratio": max(r["bytes_100kB_answer"] / r["bytes"] for r in rows)}
+
+    async def mcp(self) -> dict[str, Any]:
+        """An MCP tool loop of 1 and 3 calls through agentrunner vs the client running it against the same MCP
+        server; the slopes give each call's cost, their difference what agentrunner adds per call."""
+        rows: list[dict[str, Any]] = []
+        async with mcp_server() as url:
+            for steps in (1, 3):
+                b = Behaviour(steps=steps)
+                await self.register(b)
+                ours, direct = [], []
+                for i in range(self.counts.steps_n + 1):  # alternating; the first round warms up
+                    mine = await timed_mcp_response(self.http, self.ours, b, url)
+                    theirs = await timed_direct_mcp_loop(self.http, self.upstream, b, url)
+                    if i:
+                        ours.append(mine)
+                        direct.append(theirs)
+                rows.append({"calls": steps, "agentrunner": summary(ours), "direct": summary(direct)})
+            started = time.perf_counter()
+            for step in range(self.counts.steps_n):
+                await call_directly(url, step)
+            one_call = (time.perf_counter() - started) * 1000 / self.counts.steps_n
+        per_call = {k: (rows[1][k]["p50"] - rows[0][k]["p50"]) / 2 for k in ("agentrunner", "direct")}
+        return {"rows": rows, "per_call_ms": per_call, "direct_call_ms": one_call,
+                "added_ms_per_call": per_call["agentrunner"] - per_call["direct"]}
 
     async def serialization(self) -> dict[str, Any]:
         """Building a response's wire objects as typed models, in this process (see bench.serialization)."""

@@ -214,10 +214,25 @@ async def fail_step(session: AsyncSession, response_id: str, seq: int, error: st
     """Record that the current attempt of a step failed."""
     await session.execute(
         update(Step).where(col(Step.response_id) == response_id, col(Step.seq) == seq,
-                           col(Step.state) != "completed")
+                           col(Step.state) == "running")  # not one that completed, or that a cancel stopped
         .values(state="failed", error=error[:2000], finished_at=func.now())
     )
     await session.commit()
+
+
+async def cancel_running_steps(session: AsyncSession, response_id: str) -> None:
+    """Stage marking the response's running steps `cancelled` (its cancel stopped them)."""
+    await session.execute(update(Step).where(col(Step.response_id) == response_id, col(Step.state) == "running")
+                          .values(state="cancelled", finished_at=func.now()))
+
+
+async def output_items_by_step(session: AsyncSession, response_id: str) -> list[tuple[int, dict[str, Any]]]:
+    """A response's output items with the step that made each, in order."""
+    rows = await session.execute(
+        select(col(Item.position), col(Item.data)).where(col(Item.response_id) == response_id,
+                                                         col(Item.direction) == "output")
+        .order_by(col(Item.position)))
+    return [(position // STEP_STRIDE, data) for position, data in rows]
 
 
 async def complete_step(session: AsyncSession, response_id: str, seq: int, *, items: list[dict[str, Any]],
@@ -244,6 +259,8 @@ async def complete_step(session: AsyncSession, response_id: str, seq: int, *, it
                                                  col(Item.id) == data["id"]).values(data=data))
     if events and row.request.get("stream"):
         await append_events(session, response_id, events, step_seq=seq)
+    if usage is not None and "usage" not in result:  # a model call's result carries it already
+        result = {**result, "usage": usage.model_dump()}
     step.state, step.result, step.error, step.finished_at = "completed", result, error, func.now()  # type: ignore[assignment]
     if usage is not None:
         for name, value in (Usage.model_validate(row) + usage):

@@ -20,7 +20,7 @@ def test_bench_smoke_run_writes_every_section(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     r = json.loads((out / "results.json").read_text())
     assert set(r) >= {"machine", "overhead", "phases", "steps", "streaming", "history", "memory", "throughput",
-                      "serialization"}
+                      "serialization", "mcp"}
     for latency in ("0ms", "500ms"):
         o = r["overhead"][latency]
         assert o["agentrunner"]["n"] >= 2 and o["direct"]["p50"] > 0
@@ -36,6 +36,8 @@ def test_bench_smoke_run_writes_every_section(tmp_path: Path) -> None:
     # Big payloads stay in PostgreSQL: a 100 kB answer barely changes the history; each step adds a constant.
     assert r["history"]["payload_leak_ratio"] < 1.1
     assert r["history"]["fit"]["r2"] > 0.99
+    assert [row["calls"] for row in r["mcp"]["rows"]] == [1, 3]
+    assert r["mcp"]["rows"][1]["agentrunner"]["p50"] > r["mcp"]["rows"][0]["agentrunner"]["p50"] > 0
     ser = r["serialization"]
     assert ser["streamed_3_steps"]["objects"] > ser["blocking"]["objects"] > 0
     assert 0 < ser["blocking"]["p50_us"] < ser["streamed_3_steps"]["p50_us"]

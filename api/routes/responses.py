@@ -9,8 +9,10 @@ from pydantic import BaseModel
 from sse_starlette import EventSourceResponse
 
 from activities.lifecycle import rendered
+from api import steps
 from api.deps import Db, Owner, Relay, Service, read_json
 from api.openapi import json_body
+from api.steps import StepList, StepObject
 from core.emit import dump
 from core.errors import InvalidRequest
 from core.stream_events import compaction_item
@@ -102,18 +104,18 @@ async def list_input_items(
                                                  "last_id": data[-1]["id"] if data else None}))
 
 
-@router.get("/{response_id}/steps")
-async def list_steps(response_id: str, owner: Owner, s: Db, service: Service) -> dict[str, Any]:
-    """The agent's steps: kind, state, tool, attempt and timings."""
-    await service.get(s, owner, response_id)
-    data = []
-    for st in await db.list_steps(s, response_id):
-        duration = None
-        if st.started_at and st.finished_at:
-            duration = round((st.finished_at - st.started_at).total_seconds() * 1000, 3)
-        data.append({"object": "response.step", "seq": st.seq, "kind": st.kind, "state": st.state,
-                     "tool_name": st.tool_name, "call_id": st.call_id, "attempt": st.attempt,
-                     "started_at": st.started_at.isoformat() if st.started_at else None,
-                     "finished_at": st.finished_at.isoformat() if st.finished_at else None,
-                     "duration_ms": duration, "error": st.error})
-    return {"object": "list", "data": data}
+@router.get("/{response_id}/steps", response_model=StepList)
+async def list_steps(response_id: str, owner: Owner, s: Db, service: Service,
+                     include: Annotated[list[Literal["step_details"]] | None, Query()] = None) -> StepList:
+    """The agent's steps: kind, state (running, completed, failed, cancelled), tool, attempt, timings, usage; with
+    `include=step_details`, each model call's request and result and each tool call's arguments and output."""
+    row = await service.get(s, owner, response_id)
+    return StepList(data=await steps.list_steps(s, row, details=bool(include)))
+
+
+@router.get("/{response_id}/steps/{step_id}", response_model=StepObject)
+async def get_step(response_id: str, step_id: str, owner: Owner, s: Db, service: Service,
+                   include: Annotated[list[Literal["step_details"]] | None, Query()] = None) -> StepObject:
+    """One step."""
+    row = await service.get(s, owner, response_id)
+    return await steps.get_step(s, row, step_id, details=bool(include))
