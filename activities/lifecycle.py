@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.emit import response as wire_response
-from core.status import ResponseStatus
+from core.mcp import without_credentials
+from core.status import TERMINAL_STATUSES, ResponseStatus
 from core.stream_events import TERMINAL_EVENT, lifecycle
 from core.tiers import effective_tier
 from core.usage import Usage
@@ -34,6 +35,10 @@ async def move_status(session: AsyncSession, response_id: str, status: ResponseS
                               incomplete_reason=incomplete_reason)
     if row is not None and status == ResponseStatus.CANCELLED:
         await db.cancel_running_steps(session, response_id)
+    if row is not None and status in TERMINAL_STATUSES:
+        scrubbed = without_credentials(row.request)
+        if scrubbed is not None:  # MCP credentials a request gave are needed while it runs, not after
+            row.request = scrubbed
     if row is not None and row.conversation_id and status in TURN_TAKEN:
         await conversations.append_items(session, row.conversation_id, await db.own_items(session, response_id),
                                          response_id)

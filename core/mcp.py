@@ -64,3 +64,16 @@ def with_remote_tools(request: dict[str, Any], context: list[dict[str, Any]],
     if functions:
         request = {**request, "_model_tools": [*(request.get("_model_tools") or []), *functions]}
     return request, runs, ask
+
+
+def without_credentials(request: dict[str, Any]) -> dict[str, Any] | None:
+    """The stored request without the remote MCP credentials it carried (request headers and `authorization`, kept
+    only while the response runs); None when it carried none."""
+    servers = request.get("_mcp_servers") or {}
+    if not any(server.get("headers") for server in servers.values()) and not any(
+            t.get("type") == "mcp" and (t.get("headers") or t.get("authorization")) for t in request.get("tools", [])):
+        return None
+    return {**request,
+            "_mcp_servers": {label: {**server, "headers": {}} for label, server in servers.items()},
+            "tools": [{k: v for k, v in t.items() if k not in ("headers", "authorization")} if t.get("type") == "mcp"
+                      else t for t in request.get("tools", [])]}

@@ -4,6 +4,7 @@ import json
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from agents import Agent, HostedMCPTool, OpenAIResponsesModel, Runner, set_tracing_disabled
 
 from core.fetch_policy import FetchPolicy
@@ -48,6 +49,9 @@ async def test_list_then_call_through_the_openai_sdk(stack: Stack, mcp: Scripted
     assert all(h.headers.get("x-api-key") == "secret-1" for h in hits)
     echoed = r.tools[0].model_dump()
     assert echoed["headers"] is None and echoed["server_url"] == mcp.url  # credentials are never echoed
+    async with stack.sessions() as s:  # ...nor kept once the response has ended
+        stored = (await s.execute(text("SELECT request::text FROM responses WHERE id = :id"), {"id": r.id}))
+        assert "secret-1" not in stored.scalar_one()
     # A later turn reuses the listing in its context: no second tools/list.
     again = await client.responses.create(model=model, previous_response_id=r.id, input="plus 1?",
                                           tools=[tool])  # type: ignore[list-item]
