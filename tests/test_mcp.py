@@ -4,8 +4,8 @@ import json
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 from agents import Agent, HostedMCPTool, OpenAIResponsesModel, Runner, set_tracing_disabled
+from sqlalchemy import text
 
 from core.fetch_policy import FetchPolicy
 from tests.conftest import ADMIN_TOKEN, Stack, StackFactory
