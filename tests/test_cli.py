@@ -43,6 +43,20 @@ async def test_migrate_and_admin_commands(base_settings: Settings, db_engine: An
     assert cli("admin", "remove-tool", "cli_tool", env=env).returncode == 0
     missing = cli("admin", "remove-tool", "cli_tool", env=env)
     assert missing.returncode == 2 and "No tool" in missing.stderr
+    granted = cli("admin", "grant", "model", "cli-model", "cli-owner", env=env)
+    assert granted.returncode == 0, granted.stderr
+    assert {"kind": "model", "name": "cli-model", "owner_id": "cli-owner"} in json.loads(
+        cli("admin", "list-grants", env=env).stdout)
+    assert cli("admin", "revoke-grant", "model", "cli-model", "cli-owner", env=env).returncode == 0
+    assert cli("admin", "revoke-grant", "model", "cli-model", "cli-owner", env=env).returncode == 2
+    assert cli("admin", "grant", "gadget", "x", "y", env=env).returncode == 2  # not a kind
+    server = cli("admin", "add-mcp-server", "cli-mcp", "--url", "http://127.0.0.1:9/mcp", "--header", "X-K=v1",
+                 env=env)
+    assert server.returncode == 0, server.stderr
+    listed = cli("admin", "list-mcp-servers", env=env).stdout
+    assert {"label": "cli-mcp", "url": "http://127.0.0.1:9/mcp", "header_names": ["X-K"],
+            "description": ""} in json.loads(listed) and "v1" not in listed
+    assert cli("admin", "remove-mcp-server", "cli-mcp", env=env).returncode == 0
     assert cli("admin", "remove-model", "cli-model", env=env).returncode == 0
 
 

@@ -50,24 +50,26 @@ async def test_four_turns_through_the_openai_sdk(stack: Stack) -> None:
 
 
 async def test_agents_sdk_conversation_session_and_server_conversation(stack: Stack) -> None:
-    model = await stack.model(Reply(text="Hi Ada."), Reply(text="You are Ada."), Reply(text="Noted."),
-                              Reply(text="Still Ada."))
+    turns = [("I am Ada.", "Hi Ada."), ("Who am I?", "You are Ada."), ("I like tea.", "Noted."),
+             ("What do I like?", "Tea.")]
+    model = await stack.model(*[Reply(text=answer) for _, answer in turns * 2])
     client = stack.openai(await stack.new_key())
     agent = Agent(name="helper", instructions="Be brief.", model=OpenAIResponsesModel(model, client))
+    expected = [("system", "Be brief.")] + [m for q, a in turns for m in (("user", q), ("assistant", a))]
     session = OpenAIConversationsSession(openai_client=client)  # client-side history kept in a conversation
-    assert (await Runner.run(agent, "I am Ada.", session=session)).final_output == "Hi Ada."
-    assert (await Runner.run(agent, "Who am I?", session=session)).final_output == "You are Ada."
-    sent = said(stack.upstream.scripts[model].requests[1]["messages"])
-    assert sent == [("system", "Be brief."), ("user", "I am Ada."), ("assistant", "Hi Ada."), ("user", "Who am I?")]
+    for question, answer in turns:
+        assert (await Runner.run(agent, question, session=session)).final_output == answer
+    assert said(stack.upstream.scripts[model].requests[3]["messages"]) == expected[:-1]
     history = await session.get_items()
-    assert [i.get("role") for i in history] == ["user", "assistant", "user", "assistant"]
+    assert [(i.get("role"), i["content"] if isinstance(i["content"], str) else i["content"][0]["text"])
+            for i in history] == expected[1:]
     # The other way: the server keeps the history (`conversation_id` reaches responses.create as `conversation`).
     conv = await client.conversations.create()
-    for text in ("Remember 7.", "What number?"):
-        await Runner.run(agent, text, conversation_id=conv.id)
-    sent = said(stack.upstream.scripts[model].requests[3]["messages"])
-    assert sent == [("system", "Be brief."), ("user", "Remember 7."), ("assistant", "Noted."),
-                    ("user", "What number?")]
+    for question, answer in turns:
+        assert (await Runner.run(agent, question, conversation_id=conv.id)).final_output == answer
+    assert said(stack.upstream.scripts[model].requests[7]["messages"]) == expected[:-1]
+    items = [i async for i in client.conversations.items.list(conv.id, order="asc")]
+    assert [(i.role, i.content[0].text) for i in items] == expected[1:]  # type: ignore[union-attr]
 
 
 async def test_two_responses_on_one_conversation_never_interleave(stack: Stack) -> None:
