@@ -17,7 +17,7 @@ import uvicorn
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
-from bench.measure import Target
+from bench.measure import Target, timed_direct
 from bench.upstream import TOOL, Behaviour
 
 LABEL = "bench"
@@ -77,14 +77,8 @@ async def timed_direct_mcp_loop(http: httpx.AsyncClient, upstream: str, b: Behav
     start = time.perf_counter()
     async with Client(url, cache=None) as client:
         await client.list_tools()
-    messages: list[dict[str, Any]] = [{"role": "user", "content": "go"}]
-    while True:
-        r = await http.post(upstream + "/v1/chat/completions", json={"model": b.model, "messages": messages})
-        r.raise_for_status()
-        message = r.json()["choices"][0]["message"]
-        if not message.get("tool_calls"):
-            return (time.perf_counter() - start) * 1000
-        messages.append(message)
-        for call in message["tool_calls"]:
-            output = await call_directly(url, json.loads(call["function"]["arguments"])["step"])
-            messages.append({"role": "tool", "tool_call_id": call["id"], "content": output})
+
+    async def call(arguments: str) -> str:
+        return await call_directly(url, json.loads(arguments)["step"])
+
+    return await timed_direct(http, upstream, b, call, start=start)

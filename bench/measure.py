@@ -61,9 +61,14 @@ async def timed_response(http: httpx.AsyncClient, t: Target, b: Behaviour) -> fl
     return elapsed
 
 
-async def timed_direct(http: httpx.AsyncClient, upstream: str, b: Behaviour) -> float:
-    """Milliseconds for the same work done by the client itself: model call, tool call, … , final model call."""
-    start = time.perf_counter()
+async def timed_direct(http: httpx.AsyncClient, upstream: str, b: Behaviour,
+                       call_tool: Callable[[str], Awaitable[str]] | None = None,
+                       start: float | None = None) -> float:
+    """Milliseconds for the same work done by the client itself: model call, tool call, … , final model call.
+
+    `call_tool` runs one call (its arguments JSON in, output out); by default the upstream's `bench_echo` over HTTP.
+    """
+    start = time.perf_counter() if start is None else start
     messages: list[dict[str, Any]] = [{"role": "user", "content": "go"}]
     while True:
         r = await http.post(upstream + "/v1/chat/completions", json={"model": b.model, "messages": messages})
@@ -73,9 +78,13 @@ async def timed_direct(http: httpx.AsyncClient, upstream: str, b: Behaviour) -> 
             return (time.perf_counter() - start) * 1000
         messages.append(message)
         for call in message["tool_calls"]:
-            out = await http.post(f"{upstream}/tools/{TOOL}", content=call["function"]["arguments"])
-            out.raise_for_status()
-            messages.append({"role": "tool", "tool_call_id": call["id"], "content": out.text})
+            if call_tool is not None:
+                output = await call_tool(call["function"]["arguments"])
+            else:
+                out = await http.post(f"{upstream}/tools/{TOOL}", content=call["function"]["arguments"])
+                out.raise_for_status()
+                output = out.text
+            messages.append({"role": "tool", "tool_call_id": call["id"], "content": output})
 
 
 @dataclass

@@ -141,17 +141,24 @@ class ScriptedUpstream:
             await asyncio.sleep(min(0.02, max(deadline - time.monotonic(), 0)))
         return True
 
-    async def _chat(self, request: Request) -> Response:
-        body = await request.json()
+    async def _reply(self, request: Request, body: dict[str, Any]) -> tuple[Script, Reply, Response | None]:
+        """Record the request and pick its reply; the answer instead when it is an error or the client hung up."""
         script = self.scripts[body["model"]]
         script.requests.append(body)
         reply = script.reply_for(body)
         if reply.delay and not await self._wait_or_abort(request, reply.delay):
             script.aborted += 1
-            return Response(status_code=499)
+            return script, reply, Response(status_code=499)
         if reply.status != 200:
-            return JSONResponse(reply.error_body or {"error": {"message": "scripted failure"}},
-                                status_code=reply.status, headers=reply.headers)
+            return script, reply, JSONResponse(reply.error_body or {"error": {"message": "scripted failure"}},
+                                               status_code=reply.status, headers=reply.headers)
+        return script, reply, None
+
+    async def _chat(self, request: Request) -> Response:
+        body = await request.json()
+        script, reply, refusal = await self._reply(request, body)
+        if refusal is not None:
+            return refusal
         if body.get("stream"):
             return StreamingResponse(self._chunks(script, reply, body), media_type="text/event-stream")
         message: dict[str, Any] = {"role": "assistant", "content": reply.text}
@@ -226,15 +233,9 @@ class ScriptedUpstream:
         """The Responses API, stateless as a `store: false` client uses it; reasoning comes encrypted: an opaque
         blob unique to each answer, which a client must hand back unchanged."""
         body = await request.json()
-        script = self.scripts[body["model"]]
-        script.requests.append(body)
-        reply = script.reply_for(body)
-        if reply.delay and not await self._wait_or_abort(request, reply.delay):
-            script.aborted += 1
-            return Response(status_code=499)
-        if reply.status != 200:
-            return JSONResponse(reply.error_body or {"error": {"message": "scripted failure"}},
-                                status_code=reply.status, headers=reply.headers)
+        script, reply, refusal = await self._reply(request, body)
+        if refusal is not None:
+            return refusal
         output: list[dict[str, Any]] = []
         if reply.reasoning:
             blob = base64.b64encode(uuid.uuid4().bytes + b"\xfb\xff" + reply.reasoning.encode()).decode()
