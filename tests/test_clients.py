@@ -62,9 +62,12 @@ async def test_openai_sdk_background_poll_and_cancel(stack: Stack) -> None:
 
 async def test_openai_sdk_errors_are_typed(stack: Stack) -> None:
     client = stack.openai(await stack.new_key())
-    with pytest.raises(openai.BadRequestError) as bad:
+    with pytest.raises(openai.NotFoundError) as unknown:  # as OpenAI answers an unknown model
         await client.responses.create(model="no-such-model", input="hi")
-    assert bad.value.param == "model"
+    assert unknown.value.param == "model" and unknown.value.code == "model_not_found"
+    with pytest.raises(openai.BadRequestError) as bad:
+        await client.responses.create(model="agentrunner-scripted", input="hi", temperature=7)
+    assert bad.value.param == "temperature"
     with pytest.raises(openai.AuthenticationError):
         await stack.openai("sk-wrong").responses.create(model="agentrunner-scripted", input="hi")
 

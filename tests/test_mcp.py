@@ -123,11 +123,11 @@ async def test_a_server_outside_the_allow_list_is_a_400_that_requests_nothing(
         assert r.status_code == 400 and "non-public address" in r.json()["error"]["message"]
 
 
-async def test_an_unregistered_label_without_url_is_a_400(stack: Stack) -> None:
+async def test_an_unregistered_label_without_url_is_a_404(stack: Stack) -> None:
     r = await stack.call("POST", "/v1/responses", await stack.new_key(), {
         "model": stack.settings.scripted_model, "input": "x",
         "tools": [{"type": "mcp", "server_label": "nobody", "require_approval": "never"}]})
-    assert r.status_code == 400 and r.json()["error"]["code"] == "mcp_server_not_found"
+    assert r.status_code == 404 and r.json()["error"]["code"] == "mcp_server_not_found"
     assert r.json()["error"]["param"] == "tools[0].server_label"
 
 
