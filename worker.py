@@ -11,7 +11,7 @@ import httpx
 from prometheus_client import start_http_server
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.compaction import CompactionActivities
 from activities.mcp_tools import McpActivities
@@ -43,6 +43,10 @@ def build_worker(client: Client, settings: Settings, sessions: async_sessionmake
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=[ResponseWorkflow, CompactionWorkflow],
+        # Our workflow code is deterministic by construction (workflows/ imports no I/O library:
+        # tests/unit/test_imports.py) and the replay test guards it; the sandbox's per-run module environment cost
+        # CPU on every workflow task without catching anything those do not.
+        workflow_runner=UnsandboxedWorkflowRunner(),
         activities=[model.call_model, tools.call_tool, state.mark_in_progress, state.finalize,
                     compaction.summarize, compaction.fail, compaction.compact_context, mcp.list_tools],
         max_concurrent_activities=max_concurrent_activities,

@@ -60,9 +60,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings)
         temporal = await connect_temporal(settings)
         sessions = session_factory(engine)
-        service = ResponseService(sessions, temporal, settings)
         notifier = EventNotifier(database_url(settings))
         await notifier.start()
+        service = ResponseService(sessions, temporal, settings, notifier)
         http = httpx.AsyncClient(timeout=settings.upstream_timeout_seconds)
         app.state.settings, app.state.sessions, app.state.service = settings, sessions, service
         app.state.relay = EventRelay(sessions, notifier, settings.sse_keepalive_seconds)

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.common import (
     Priority,
     SearchAttributePair,
@@ -26,6 +26,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.lifecycle import move_status
 from api.prepare import prepare, prepare_compaction, same_request
+from api.stream import EventNotifier
 from core import search_attributes as sa
 from core.contracts import CompactionWorkflowInput, ResponseOutcome, ResponseWorkflowInput
 from core.errors import InvalidRequest, NotFound, ServiceUnavailable, UpstreamError
@@ -70,6 +71,7 @@ class ResponseService:
     sessions: async_sessionmaker[AsyncSession]  # for the sweep, which has no request
     temporal: Client
     settings: Settings
+    notifier: EventNotifier  # wakes a blocking request when its response ends
 
     async def create(self, s: AsyncSession, owner_id: str, body: Any, idempotency_key: str | None) -> Response:
         """Validate, store the response and its input, and start its workflow."""
@@ -152,14 +154,40 @@ class ResponseService:
         return fresh
 
     async def wait(self, s: AsyncSession, row: Response) -> Response:
-        """Block until the response is terminal; an upstream failure is raised as the upstream's error."""
+        """Block until the response is terminal; an upstream failure is raised as the upstream's error.
+
+        The row's move to a terminal status NOTIFYs, so the answer goes out as soon as it commits, before the
+        workflow's own completion travels through Temporal; the workflow's result is awaited beside it for an end
+        that never writes the row (terminated, timed out), which `reconcile` then records.
+        """
+        await s.commit()  # no transaction held while waiting
         handle = self.temporal.get_workflow_handle(row.id, result_type=ResponseOutcome)
-        with contextlib.suppress(WorkflowFailureError):
-            await handle.result()
+        workflow_ended = asyncio.ensure_future(self._result(handle))
+        try:
+            with self.notifier.subscribe(row.id) as wake:
+                # Only the terminal move notifies a response that is not streamed; one that ended before this
+                # subscribed is seen through the workflow's result.
+                while not (wake.is_set() or workflow_ended.done()):
+                    woken = asyncio.ensure_future(wake.wait())
+                    done, _ = await asyncio.wait({woken, workflow_ended}, timeout=self.notifier.poll_seconds,
+                                                 return_when=asyncio.FIRST_COMPLETED)
+                    woken.cancel()
+                    if not done:  # the fallback while the LISTEN connection reconnects: look
+                        current = await db.get_response(s, row.id)
+                        await s.commit()
+                        if current is None or current.status in TERMINAL_STATUSES:
+                            break
+        finally:
+            workflow_ended.cancel()
         row = await self.reconcile(s, row.id)
         if row.status == ResponseStatus.FAILED and row.error:
             raise UpstreamError.from_failure(row.error, "The response failed.")
         return row
+
+    @staticmethod
+    async def _result(handle: WorkflowHandle[Any, ResponseOutcome]) -> None:
+        with contextlib.suppress(WorkflowFailureError):
+            await handle.result()
 
     @staticmethod
     async def get(s: AsyncSession, owner_id: str, response_id: str, *, to_read: bool = True) -> Response:

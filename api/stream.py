@@ -23,6 +23,10 @@ log = logging.getLogger("agentrunner.api")
 class EventNotifier:
     """One LISTEN connection for the process; wakes the relays of the responses that got new events."""
 
+    # How long a waiter sleeps without a notification before it looks again: the fallback while the LISTEN
+    # connection is being re-established.
+    poll_seconds = 1.0
+
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
         self.waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
@@ -41,7 +45,7 @@ class EventNotifier:
 
     @contextlib.contextmanager
     def subscribe(self, response_id: str) -> Iterator[asyncio.Event]:
-        """An event set whenever this response's log grows."""
+        """An event set whenever this response's log grows or it ends."""
         wake = asyncio.Event()
         self.waiters[response_id].add(wake)
         try:
@@ -74,7 +78,6 @@ class EventRelay:
     sessions: async_sessionmaker[AsyncSession]
     notifier: EventNotifier
     keepalive_seconds: float
-    poll_seconds: float = 1.0  # fallback while the LISTEN connection is being re-established
 
     def response(self, response_id: str, after: int, *, discard_at_end: bool = False) -> EventSourceResponse:
         """The SSE response for one event log, from sequence number `after` + 1."""
@@ -117,4 +120,4 @@ class EventRelay:
                     continue
                 with contextlib.suppress(TimeoutError):
                     # NOTIFY wakes us at once; the timeout is only a fallback while LISTEN reconnects.
-                    await asyncio.wait_for(wake.wait(), timeout=self.poll_seconds)
+                    await asyncio.wait_for(wake.wait(), timeout=self.notifier.poll_seconds)

@@ -1,4 +1,4 @@
-"""The durable stream event log: append (with NOTIFY), read after a sequence number, expire."""
+"""The durable stream event log: append (with NOTIFY), read after a sequence number, expire; NOTIFY itself."""
 
 from datetime import timedelta
 from typing import Any
@@ -29,8 +29,14 @@ async def append_events(session: AsyncSession, response_id: str, events: list[di
     for i, event in enumerate(events):
         session.add(ResponseEvent(response_id=response_id, seq=first + i, step_seq=step_seq, type=event["type"],
                                   event=event))
-    await session.execute(text("SELECT pg_notify(:channel, :id)"), {"channel": CHANNEL, "id": response_id})
+    await notify(session, response_id)
     return list(range(first, end))
+
+
+async def notify(session: AsyncSession, response_id: str) -> None:
+    """Stage waking this response's listeners (its stream relays, a blocking request waiting for its end) at commit;
+    PostgreSQL sends one notification per payload per transaction, however often this runs."""
+    await session.execute(text("SELECT pg_notify(:channel, :id)"), {"channel": CHANNEL, "id": response_id})
 
 
 async def events_after(session: AsyncSession, response_id: str, after: int,
