@@ -37,8 +37,18 @@ $(PEER_STAMP):
 	$(PEER)/bin/python -m pip install -q 'litellm[proxy]==1.100.5'
 	touch $(PEER_STAMP)
 
-## Run the benchmarks side by side (about 6 minutes); writes bench/results/.
-bench: $(STAMP) $(PEER_STAMP)
+# ogx (llama-stack's successor), the second peer: its own virtualenv too, and it needs Python ≥ 3.12 (pyenv's
+# if there is one, since pyenv's python3.12 shim fails unless 3.12 is selected).
+OGX := bench/.ogx
+OGX_STAMP := $(OGX)/.installed
+OGX_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) python3.12)
+$(OGX_STAMP):
+	test -x $(OGX)/bin/python || $(OGX_PYTHON) -m venv $(OGX)
+	$(OGX)/bin/python -m pip install -q 'ogx==1.5.0'
+	touch $(OGX_STAMP)
+
+## Run the benchmarks side by side (about 8 minutes); writes bench/results/.
+bench: $(STAMP) $(PEER_STAMP) $(OGX_STAMP)
 	$(PY) -m bench.run $(BENCH_ARGS)
 
 lint: $(STAMP)
@@ -46,4 +56,4 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) .agentrunner tests/node/node_modules $(PEER)
+	rm -rf $(VENV) .agentrunner tests/node/node_modules $(PEER) $(OGX)

@@ -14,8 +14,10 @@ from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.compaction import CompactionActivities
+from activities.heartbeat import StepGuard
 from activities.mcp_tools import McpActivities
 from activities.model_call import ModelCallActivity
+from activities.notifier import EventNotifier
 from activities.response_state import ResponseStateActivities
 from activities.tool_call import ToolCallActivity
 from core.logging import configure_logging
@@ -23,7 +25,7 @@ from core.metrics import Metrics
 from core.process import exit_after_shutdown
 from core.settings import Settings
 from core.temporal import connect_temporal
-from db.engine import create_engine, session_factory
+from db.engine import create_engine, database_url, session_factory
 from workflows.compaction import CompactionWorkflow
 from workflows.response import ResponseWorkflow
 
@@ -31,11 +33,12 @@ log = logging.getLogger("agentrunner.worker")
 
 
 def build_worker(client: Client, settings: Settings, sessions: async_sessionmaker[AsyncSession],
-                 http: httpx.AsyncClient, metrics: Metrics, *, task_queue: str | None = None,
+                 http: httpx.AsyncClient, metrics: Metrics, notifier: EventNotifier, *, task_queue: str | None = None,
                  max_concurrent_activities: int = 100, max_concurrent_workflow_tasks: int = 100) -> Worker:
     """A worker serving the response workflow and its activities on one task queue."""
-    model = ModelCallActivity(sessions, http, settings, metrics)
-    tools = ToolCallActivity(sessions, http, metrics, settings)
+    guard = StepGuard(notifier, sessions)
+    model = ModelCallActivity(sessions, http, settings, metrics, guard)
+    tools = ToolCallActivity(sessions, http, metrics, settings, guard)
     mcp = McpActivities(sessions, settings)
     state = ResponseStateActivities(sessions, metrics)
     compaction = CompactionActivities(sessions, http, settings)
@@ -50,6 +53,7 @@ def build_worker(client: Client, settings: Settings, sessions: async_sessionmake
         activities=[model.call_model, tools.call_tool, state.mark_in_progress, state.finalize,
                     compaction.summarize, compaction.fail, compaction.compact_context, mcp.list_tools],
         max_concurrent_activities=max_concurrent_activities,
+        max_concurrent_local_activities=max_concurrent_activities,
         max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
         # On SIGTERM in-flight activities get this long to finish; what does not is retried on another worker.
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_seconds),
@@ -67,9 +71,11 @@ async def run_worker(settings: Settings, *, task_queues: Sequence[str] = (), max
     metrics = Metrics()
     if settings.worker_metrics_port:
         start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host, registry=metrics.registry)
+    notifier = EventNotifier(database_url(settings))
+    await notifier.start()
     # No transport retries: Temporal owns retries.
     async with httpx.AsyncClient(timeout=settings.upstream_timeout_seconds) as http:
-        workers = [build_worker(client, settings, session_factory(engine), http, metrics, task_queue=q,
+        workers = [build_worker(client, settings, session_factory(engine), http, metrics, notifier, task_queue=q,
                                 max_concurrent_activities=max_concurrent_activities,
                                 max_concurrent_workflow_tasks=max_concurrent_workflow_tasks) for q in queues]
         stop = asyncio.Event()
@@ -84,6 +90,7 @@ async def run_worker(settings: Settings, *, task_queues: Sequence[str] = (), max
         for run in runs:
             if run in done:
                 run.result()  # a worker that died on its own is an error
+    await notifier.stop()
     await engine.dispose()
     log.info("worker stopped")
 

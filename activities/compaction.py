@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.heartbeat import heartbeating
+from activities.heartbeat import heartbeating, response_ended
 from activities.upstream import complete, create_response, model_unavailable
 from core.contracts import CompactionFailure, CompactionInput, ContextCompactionInput
 from core.convert import items_to_messages
@@ -60,8 +60,8 @@ class CompactionActivities:
                 return
             response = await responses.get_response(s, inp.response_id)
             if response is None:
-                raise ApplicationError("response was deleted", type="ResponseGone", non_retryable=True)
-            await responses.start_step(s, inp.response_id, inp.seq, "compaction", activity.info().attempt)
+                raise response_ended(inp.response_id, None)
+            await responses.start_step(s, inp.response_id, inp.seq, "compaction")
             target = await resolve_model(s, self.settings, response.model)
             context = await responses.context_items(s, inp.response_id)
             summaries = await db.completed_summaries(s, response.owner_id, context)

@@ -1,13 +1,30 @@
-"""Keep an activity heartbeating while it awaits I/O, so cancellation and dead workers are noticed."""
+"""Keep a step's I/O answerable while it runs: a regular activity heartbeats (cancellation and dead workers are
+noticed through Temporal); a local one watches its response row, woken by NOTIFY, and stops when it ends."""
 
 import asyncio
 import contextlib
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.notifier import EventNotifier
+from core.status import TERMINAL_STATUSES
+from db import responses as db
 
 T = TypeVar("T")
+
+# The error type a step raises when its response ended (a cancel, usually) before or while it ran.
+RESPONSE_ENDED = "ResponseEnded"
+
+
+def response_ended(response_id: str, status: str | None) -> ApplicationError:
+    """The step's non-retryable failure because its response is already over."""
+    return ApplicationError(f"response {response_id} is {status or 'deleted'}; its step stopped",
+                            type=RESPONSE_ENDED, non_retryable=True)
 
 
 async def heartbeating(coro: Coroutine[Any, Any, T]) -> T:
@@ -22,7 +39,45 @@ async def heartbeating(coro: Coroutine[Any, Any, T]) -> T:
                 return task.result()
             activity.heartbeat()
     finally:
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await _abort(task)
+
+
+@dataclass
+class StepGuard:
+    """Runs a step's I/O so that the response's end reaches it within moments, whatever kind of activity it is."""
+
+    notifier: EventNotifier
+    sessions: async_sessionmaker[AsyncSession]
+
+    async def run(self, response_id: str, coro: Coroutine[Any, Any, T]) -> T:
+        """Await `coro`; a local activity whose response ends meanwhile aborts it and raises `response_ended`.
+
+        A local activity cannot heartbeat and hears of a workflow cancel only when its workflow task next reaches
+        the server, seconds later; the cancel commits the row's terminal status first, whose NOTIFY is immediate.
+        """
+        if not activity.info().is_local:
+            return await heartbeating(coro)
+        task = asyncio.ensure_future(coro)
+        try:
+            with self.notifier.subscribe(response_id, events=False) as wake:
+                while True:
+                    woken = asyncio.ensure_future(wake.wait())
+                    await asyncio.wait({task, woken}, timeout=self.notifier.wait_timeout(),
+                                       return_when=asyncio.FIRST_COMPLETED)
+                    woken.cancel()
+                    if task.done():
+                        return task.result()
+                    wake.clear()
+                    async with self.sessions() as s:
+                        row = await db.get_response(s, response_id)
+                    if row is None or row.status in TERMINAL_STATUSES:
+                        raise response_ended(response_id, row.status if row else None)
+        finally:
+            await _abort(task)
+
+
+async def _abort(task: "asyncio.Future[Any]") -> None:
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task

@@ -17,7 +17,7 @@ from core.tiers import effective_tier
 from core.usage import Usage
 from db import conversations
 from db import responses as db
-from db.events import append_events, notify
+from db.events import ENDED_CHANNEL, append_events, notify
 from db.tables import Response
 
 
@@ -36,7 +36,7 @@ async def move_status(session: AsyncSession, response_id: str, status: ResponseS
     if row is not None and status == ResponseStatus.CANCELLED:
         await db.cancel_running_steps(session, response_id)
     if row is not None and status in TERMINAL_STATUSES:
-        await notify(session, response_id)  # a blocking request waiting for the end answers at once
+        await notify(session, ENDED_CHANNEL, response_id)  # a blocking request answers, a local step stops, at once
         scrubbed = without_credentials(row.request)
         if scrubbed is not None:  # MCP credentials a request gave are needed while it runs, not after
             row.request = scrubbed

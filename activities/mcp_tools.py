@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.heartbeat import heartbeating
+from activities.heartbeat import heartbeating, response_ended
 from activities.lifecycle import move_status
 from activities.mcp_client import connect, list_tools
 from activities.upstream import upstream_error
@@ -56,8 +56,8 @@ class McpActivities:
                 return
             response = moved or await db.get_response(s, inp.response_id)
             if response is None:
-                raise ApplicationError("response was deleted", type="ResponseGone", non_retryable=True)
-            await db.start_step(s, inp.response_id, inp.seq, "list_tools", activity.info().attempt,
+                raise response_ended(inp.response_id, None)
+            await db.start_step(s, inp.response_id, inp.seq, "list_tools",
                                 tool_name=inp.server_label)
             url, headers = await mcp_server(s, response.request, inp.server_label)
         try:

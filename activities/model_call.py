@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.heartbeat import heartbeating
+from activities.heartbeat import StepGuard, response_ended
 from activities.lifecycle import move_status
 from activities.message_stream import MessageStream
 from activities.payloads import build_payload, build_responses_payload
@@ -37,7 +37,7 @@ from core.metrics import Metrics
 from core.model_target import ModelTarget
 from core.responses_items import finish_reason, is_pending_call, output_to_items
 from core.settings import Settings
-from core.status import ResponseStatus
+from core.status import TERMINAL_STATUSES, ResponseStatus
 from core.stream_events import PriorStep, call_events, item_events
 from core.usage import Usage
 from db import responses as db
@@ -102,6 +102,7 @@ class ModelCallActivity:
     http: httpx.AsyncClient
     settings: Settings
     metrics: Metrics
+    guard: StepGuard  # hears of the response's end while a step runs
 
     @activity.defn(name="call_model")
     async def call_model(self, inp: ModelCallInput) -> ModelTurn:
@@ -115,9 +116,9 @@ class ModelCallActivity:
             if done is not None:
                 return ModelTurn.model_validate(done)
             response = moved or await db.get_response(s, inp.response_id)
-            if response is None:
-                raise ApplicationError("response was deleted", type="ResponseGone", non_retryable=True)
-            await db.start_step(s, inp.response_id, inp.seq, "model_call", activity.info().attempt)
+            if response is None or response.status in TERMINAL_STATUSES:
+                raise response_ended(inp.response_id, response.status if response else None)
+            await db.start_step(s, inp.response_id, inp.seq, "model_call")
             target = await resolve_model(s, self.settings, response.model)
             context = await db.context_items(s, inp.response_id)
             summaries = await completed_summaries(s, response.owner_id, context)
@@ -136,14 +137,16 @@ class ModelCallActivity:
         try:
             if target.api == "responses":
                 payload = build_responses_payload(request, target, context, summaries, inp.turn)
-                step = await heartbeating(self._respond(target, payload, (server_tools, ask), context, stream))
+                step = await self.guard.run(inp.response_id,
+                                            self._respond(target, payload, (server_tools, ask), context, stream))
             else:
                 payload = build_payload(request, target, items_to_messages(
                     request.get("instructions"), context, summaries, cache_control=target.cache_control), inp.turn)
                 if target.context_window:
                     payload["messages"] = fit_window(request, target.context_window, payload["messages"],
                                                      payload.get("tools"))
-                step = await heartbeating(self._chat(target, payload, request, (server_tools, ask), context, stream))
+                step = await self.guard.run(
+                    inp.response_id, self._chat(target, payload, request, (server_tools, ask), context, stream))
         except ApplicationError as exc:
             status = exc.details[0].get("status", 0) if exc.details and isinstance(exc.details[0], dict) else 0
             self.metrics.model_call_errors.labels(response.model, str(status)).inc()

@@ -12,14 +12,14 @@ from temporalio.exceptions import ApplicationError
 
 from activities import mcp_client
 from activities.fetch_guard import check_url
-from activities.heartbeat import heartbeating
+from activities.heartbeat import StepGuard, response_ended
 from activities.lifecycle import move_status
 from activities.mcp_tools import mcp_server
 from core.contracts import ToolCallInput, ToolResult
 from core.fetch_policy import FetchRefused
 from core.metrics import Metrics
 from core.settings import Settings
-from core.status import ResponseStatus
+from core.status import TERMINAL_STATUSES, ResponseStatus
 from core.stream_events import (
     SERVER_LABEL,
     approved_call,
@@ -41,6 +41,7 @@ class ToolCallActivity:
     http: httpx.AsyncClient
     metrics: Metrics
     settings: Settings  # where tools may be reached (`fetch`), MCP timeouts
+    guard: StepGuard  # hears of the response's end while a step runs
 
     @activity.defn(name="call_tool")
     async def call_tool(self, inp: ToolCallInput) -> ToolResult:
@@ -59,8 +60,8 @@ class ToolCallActivity:
                 await s.commit()
                 return ToolResult.model_validate(done)
             response = moved or await db.get_response(s, inp.response_id)
-            if response is None:
-                raise ApplicationError("response was deleted", type="ResponseGone", non_retryable=True)
+            if response is None or response.status in TERMINAL_STATUSES:
+                raise response_ended(inp.response_id, response.status if response else None)
             if inp.approval_request_id:
                 call = approved_call(inp.call_id, response.request, inp.approval_request_id)
             else:
@@ -68,7 +69,7 @@ class ToolCallActivity:
             if call is None:
                 raise ApplicationError(f"no mcp_call {inp.call_id!r} in this response", non_retryable=True)
             name, label = call["name"], call.get("server_label", SERVER_LABEL)
-            await db.start_step(s, inp.response_id, inp.seq, "tool_call", activity.info().attempt,
+            await db.start_step(s, inp.response_id, inp.seq, "tool_call",
                                 tool_name=name, call_id=inp.call_id)
             tool = (await tools_by_name(s, [name])).get(name) if label == SERVER_LABEL else None
             remote = await mcp_server(s, response.request, label) if label != SERVER_LABEL else None
@@ -76,12 +77,12 @@ class ToolCallActivity:
         error: str | None
         started = time.monotonic()
         if remote is not None:
-            output, error = await heartbeating(self._invoke_mcp(*remote, label, call))
+            output, error = await self.guard.run(inp.response_id, self._invoke_mcp(*remote, label, call))
         elif tool is None:
             output, error = None, f"tool {name!r} is not registered"
         else:
-            output, error = await heartbeating(self._invoke(tool, call["arguments"],
-                                                            f"{inp.response_id}/{inp.call_id}"))
+            output, error = await self.guard.run(inp.response_id, self._invoke(tool, call["arguments"],
+                                                                               f"{inp.response_id}/{inp.call_id}"))
         self.metrics.tool_call_seconds.labels(name).observe(time.monotonic() - started)
         if error is not None:
             self.metrics.tool_call_errors.labels(name).inc()

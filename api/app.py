@@ -10,13 +10,14 @@ import httpx
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from activities.notifier import EventNotifier
 from api.body_limit import BodySizeLimit
 from api.errors import install_error_handlers
 from api.openapi import install_openapi
 from api.request_metrics import RequestMetrics
 from api.routes import admin, chat, conversations, models, responses
 from api.service import ResponseService
-from api.stream import EventNotifier, EventRelay
+from api.stream import EventRelay
 from core.metrics import Metrics
 from core.settings import Settings
 from core.status import OPEN_STATUSES

@@ -25,8 +25,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.lifecycle import move_status
+from activities.notifier import EventNotifier
 from api.prepare import prepare, prepare_compaction, same_request
-from api.stream import EventNotifier
 from core import search_attributes as sa
 from core.contracts import CompactionWorkflowInput, ResponseOutcome, ResponseWorkflowInput
 from core.errors import InvalidRequest, NotFound, ServiceUnavailable, UpstreamError
@@ -117,6 +117,9 @@ class ResponseService:
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 execution_timeout=timedelta(seconds=st.response_timeout_seconds),
+                # Steps run inside workflow tasks (local activities): a task whose worker died is retried elsewhere
+                # after this long, so a dead worker's step moves on as fast as a regular activity's heartbeat.
+                task_timeout=timedelta(seconds=st.steps.heartbeat_timeout_seconds),
                 search_attributes=attributes, static_summary=_summary(row.model, req),
                 # Activities inherit it: the whole loop runs at the tier's priority, fair across owners.
                 priority=Priority(priority_key=PRIORITY_BY_TIER[tier], fairness_key=row.owner_id),
@@ -163,23 +166,28 @@ class ResponseService:
         await s.commit()  # no transaction held while waiting
         handle = self.temporal.get_workflow_handle(row.id, result_type=ResponseOutcome)
         workflow_ended = asyncio.ensure_future(self._result(handle))
+        current: Response | None = None
         try:
-            with self.notifier.subscribe(row.id) as wake:
-                # Only the terminal move notifies a response that is not streamed; one that ended before this
-                # subscribed is seen through the workflow's result.
-                while not (wake.is_set() or workflow_ended.done()):
+            with self.notifier.subscribe(row.id, events=False) as wake:
+                # A wake is the end's NOTIFY (or the listener dropping, when waiters poll until it is back); one
+                # that ended before this subscribed is seen through the workflow's result.
+                while not workflow_ended.done():
                     woken = asyncio.ensure_future(wake.wait())
-                    done, _ = await asyncio.wait({woken, workflow_ended}, timeout=self.notifier.poll_seconds,
-                                                 return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.wait({woken, workflow_ended}, timeout=self.notifier.wait_timeout(),
+                                       return_when=asyncio.FIRST_COMPLETED)
                     woken.cancel()
-                    if not done:  # the fallback while the LISTEN connection reconnects: look
-                        current = await db.get_response(s, row.id)
-                        await s.commit()
-                        if current is None or current.status in TERMINAL_STATUSES:
-                            break
+                    if workflow_ended.done():
+                        break
+                    wake.clear()
+                    current = await db.get_response(s, row.id)
+                    await s.commit()
+                    if current is None or current.status in TERMINAL_STATUSES:
+                        break
         finally:
             workflow_ended.cancel()
-        row = await self.reconcile(s, row.id)
+        if current is None or current.status not in TERMINAL_STATUSES:
+            current = await self.reconcile(s, row.id)
+        row = current
         if row.status == ResponseStatus.FAILED and row.error:
             raise UpstreamError.from_failure(row.error, "The response failed.")
         return row
@@ -206,6 +214,10 @@ class ResponseService:
             raise InvalidRequest(f"Cannot cancel a response with status '{row.status}'.",
                                  param="response_id", code="response_not_cancellable")
         await s.commit()  # end the read before waiting on the workflow
+        # The row ends first: its NOTIFY stops a running step at once (a local activity hears of a workflow cancel
+        # only when its workflow task next reaches the server), and nothing a step finishes now is kept.
+        if await move_status(s, response_id, ResponseStatus.CANCELLED, only_from=OPEN_STATUSES) is None:
+            return await self.cancel(s, owner_id, response_id)  # it ended meanwhile: answer as for that end
         handle = self.temporal.get_workflow_handle(response_id, result_type=ResponseOutcome)
         try:
             await handle.cancel()

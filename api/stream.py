@@ -4,71 +4,19 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import psycopg
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from activities.notifier import EventNotifier
 from core.status import TERMINAL_STATUSES
 from core.stream_events import TERMINAL_EVENT_TYPES
 from db import responses as db
-from db.events import CHANNEL, events_after
+from db.events import events_after
 
 log = logging.getLogger("agentrunner.api")
-
-
-class EventNotifier:
-    """One LISTEN connection for the process; wakes the relays of the responses that got new events."""
-
-    # How long a waiter sleeps without a notification before it looks again: the fallback while the LISTEN
-    # connection is being re-established.
-    poll_seconds = 1.0
-
-    def __init__(self, dsn: str) -> None:
-        self.dsn = dsn
-        self.waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
-        self.task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        """Begin listening in the background."""
-        self.task = asyncio.create_task(self._listen_forever())
-
-    async def stop(self) -> None:
-        """Stop listening."""
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
-
-    @contextlib.contextmanager
-    def subscribe(self, response_id: str) -> Iterator[asyncio.Event]:
-        """An event set whenever this response's log grows or it ends."""
-        wake = asyncio.Event()
-        self.waiters[response_id].add(wake)
-        try:
-            yield wake
-        finally:
-            self.waiters[response_id].discard(wake)
-            if not self.waiters[response_id]:
-                del self.waiters[response_id]
-
-    async def _listen_forever(self) -> None:
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")
-                    async for note in conn.notifies():
-                        for wake in self.waiters.get(note.payload, ()):
-                            wake.set()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # Relays fall back to polling meanwhile; reconnect after a pause.
-                log.exception("LISTEN connection lost; reconnecting")
-                await asyncio.sleep(1.0)
 
 
 @dataclass
@@ -119,5 +67,4 @@ class EventRelay:
                 if events:
                     continue
                 with contextlib.suppress(TimeoutError):
-                    # NOTIFY wakes us at once; the timeout is only a fallback while LISTEN reconnects.
-                    await asyncio.wait_for(wake.wait(), timeout=self.notifier.poll_seconds)
+                    await asyncio.wait_for(wake.wait(), timeout=self.notifier.wait_timeout())

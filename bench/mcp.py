@@ -47,20 +47,20 @@ async def mcp_server() -> AsyncIterator[str]:
         await task
 
 
-def mcp_body(b: Behaviour, url: str) -> dict[str, Any]:
-    """A /v1/responses request whose tool steps call the MCP server's `bench_echo`."""
-    return {"model": b.model, "input": "go",
+def mcp_body(b: Behaviour, url: str, model: str | None = None) -> dict[str, Any]:
+    """A /v1/responses request (under `model` if given) whose tool steps call the MCP server's `bench_echo`."""
+    return {"model": model or b.model, "input": "go",
             "tools": [{"type": "mcp", "server_label": LABEL, "server_url": url, "require_approval": "never"}]}
 
 
 async def timed_mcp_response(http: httpx.AsyncClient, t: Target, b: Behaviour, url: str) -> float:
     """Milliseconds for one blocking response through the MCP tool loop, which must complete."""
     start = time.perf_counter()
-    r = await http.post(t.base_url + "/v1/responses", json=mcp_body(b, url), headers=t.headers)
+    r = await http.post(t.base_url + "/v1/responses", json=mcp_body(b, url, t.model(b)), headers=t.headers)
     elapsed = (time.perf_counter() - start) * 1000
     r.raise_for_status()
     if r.json()["status"] != "completed":
-        raise RuntimeError(f"MCP response ended {r.json()['status']}: {r.text[:500]}")
+        raise RuntimeError(f"{t.name}: MCP response ended {r.json()['status']}: {r.text[:500]}")
     return elapsed
 
 

@@ -36,11 +36,18 @@ class Target:
     name: str
     base_url: str
     headers: dict[str, str] = field(default_factory=dict)
+    model_prefix: str = ""  # ogx serves the upstream's models as `<provider_id>/<name>`
+
+    def model(self, b: Behaviour) -> str:
+        """The model name this target serves the behaviour under."""
+        return self.model_prefix + b.model
 
 
-def responses_body(b: Behaviour, *, stream: bool = False, background: bool = False) -> dict[str, Any]:
-    """A /v1/responses request for this behaviour; tool steps use the registered `bench_echo` tool."""
-    body: dict[str, Any] = {"model": b.model, "input": "go"}
+def responses_body(b: Behaviour, *, stream: bool = False, background: bool = False,
+                   model: str | None = None) -> dict[str, Any]:
+    """A /v1/responses request for this behaviour (under `model` if given); tool steps use the registered
+    `bench_echo` tool."""
+    body: dict[str, Any] = {"model": model or b.model, "input": "go"}
     if b.steps:
         body["tools"] = [{"type": "function", "name": TOOL}]
     if stream:
@@ -53,7 +60,7 @@ def responses_body(b: Behaviour, *, stream: bool = False, background: bool = Fal
 async def timed_response(http: httpx.AsyncClient, t: Target, b: Behaviour) -> float:
     """Milliseconds for one blocking /v1/responses request, which must complete."""
     start = time.perf_counter()
-    r = await http.post(t.base_url + "/v1/responses", json=responses_body(b), headers=t.headers)
+    r = await http.post(t.base_url + "/v1/responses", json=responses_body(b, model=t.model(b)), headers=t.headers)
     elapsed = (time.perf_counter() - start) * 1000
     r.raise_for_status()
     if r.json()["status"] != "completed":
@@ -101,7 +108,7 @@ async def timed_stream(http: httpx.AsyncClient, t: Target, b: Behaviour, *, chat
         path, body = "/v1/chat/completions", {"model": b.model, "stream": True,
                                               "messages": [{"role": "user", "content": "go"}]}
     else:
-        path, body = "/v1/responses", responses_body(b, stream=True)
+        path, body = "/v1/responses", responses_body(b, stream=True, model=t.model(b))
     arrivals: list[int] = []
     first_sent = 0
     async with http.stream("POST", t.base_url + path, json=body, headers=t.headers) as r:
@@ -111,7 +118,9 @@ async def timed_stream(http: httpx.AsyncClient, t: Target, b: Behaviour, *, chat
                 continue
             now = time.monotonic_ns()
             event = json.loads(line[5:])
-            text = _delta_text(event, chat)
+            # Whitespace alone carries no token: ogx holds each token's trailing space back to the next delta and
+            # sends the last one as a delta of its own, which would count as a ~0 ms gap.
+            text = _delta_text(event, chat).strip()
             if text:
                 if not arrivals:
                     first_sent = int(text.split()[0])

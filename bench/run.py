@@ -1,7 +1,8 @@
 """Run every benchmark side by side and write bench/results/ (JSON, markdown, plots).
 
 `make bench` runs this with the defaults: our own stack on embedded defaults, the scripted upstream in its own
-process, and LiteLLM's proxy as the peer when bench/.peer holds it. `--smoke` shrinks every count (the tests
+process, and two peers: LiteLLM's proxy when bench/.peer holds it, ogx when bench/.ogx does (a peer that is absent,
+or turned off with `--litellm none` / `--ogx none`, is shown as "—"). `--smoke` shrinks every count (the tests
 run it). `--base-url/--api-key/--admin-token` measure a running stack instead; the sections that need to
 own the processes (throughput vs workers, memory) are then skipped.
 """
@@ -24,8 +25,8 @@ import httpx
 
 from bench.measure import Target
 from bench.report import write_report
-from bench.sections import SMOKE, Bench, Counts
-from bench.stack import ROOT, OurStack, Peer, Upstream
+from bench.sections import SMOKE, Bench, Counts, peer_models
+from bench.stack import ROOT, OgxPeer, OurStack, Peer, Upstream
 from core.settings import Settings
 
 
@@ -45,8 +46,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     counts = SMOKE if args.smoke else Counts()
     if args.concurrency:
         counts = dataclasses.replace(counts, concurrency=args.concurrency)
-    upstream = Upstream.start()
-    stack = peer = None
+    upstream = Upstream.start(peer_models())  # before ogx, which registers the models it lists at start
+    stack = peer = ogx = None
     exit_stack = ExitStack()
     try:
         if args.base_url:
@@ -59,12 +60,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         litellm = Path(args.litellm)
         if args.litellm != "none" and litellm.exists():
             peer = Peer.start(litellm, upstream.url, Path(exit_stack.enter_context(tempfile.TemporaryDirectory())))
+        ogx_bin = Path(args.ogx)
+        if args.ogx != "none" and ogx_bin.exists():
+            ogx = OgxPeer.start(ogx_bin, upstream.url,
+                                Path(exit_stack.enter_context(tempfile.TemporaryDirectory(prefix="ogx-bench-"))))
+        # "peer" stays LiteLLM's key (as in earlier results); ogx's figures are under "ogx".
         result: dict[str, Any] = {"machine": machine(), "smoke": args.smoke,
-                                  "peer": {"name": "LiteLLM proxy", "version": peer.version} if peer else None}
+                                  "peer": {"name": "LiteLLM proxy", "version": peer.version} if peer else None,
+                                  "ogx": {"name": "ogx", "version": ogx.version} if ogx else None}
+        peers = [*([Target("peer", peer.base_url)] if peer else []),
+                 *([Target("ogx", ogx.base_url, model_prefix=ogx.model_prefix)] if ogx else [])]
         async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=200)) as http:
             bench = Bench(http, Target("agentrunner", base_url, {"Authorization": f"Bearer {api_key}"}),
-                          upstream.url, Target("peer", peer.base_url) if peer else None, counts,
-                          (base_url, admin_token), settings)
+                          upstream.url, peers, counts, (base_url, admin_token), settings)
             sections: dict[str, Callable[[], Awaitable[Any]]] = {
                 "overhead": bench.overhead, "phases": bench.phases, "steps": bench.steps,
                 "streaming": bench.streaming,
@@ -80,6 +88,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         result[name] = await _timed(name, section())
         return result
     finally:
+        if ogx:
+            ogx.stop()
         if peer:
             peer.stop()
         if stack:
@@ -102,7 +112,9 @@ def main() -> None:
     p.add_argument("--smoke", action="store_true", help="tiny counts, to check the harness works")
     p.add_argument("--out", default=str(ROOT / "bench" / "results"))
     p.add_argument("--litellm", default=str(ROOT / "bench" / ".peer" / "bin" / "litellm"),
-                   help="the peer's `litellm` executable, or 'none'")
+                   help="the LiteLLM peer's `litellm` executable, or 'none'")
+    p.add_argument("--ogx", default=str(ROOT / "bench" / ".ogx" / "bin" / "ogx"),
+                   help="the ogx peer's `ogx` executable, or 'none'")
     p.add_argument("--profile", action="store_true", help="also record py-spy profiles of the API and a worker")
     p.add_argument("--concurrency", type=int, help="clients in the throughput section (default 32)")
     p.add_argument("--only", help="comma-separated sections to run (default: all)")

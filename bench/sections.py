@@ -1,12 +1,14 @@
 """The measured sections of a benchmark run: each sends its workload to agentrunner and its references."""
 
 import asyncio
+import json
 import statistics
 import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +57,20 @@ class Counts:
 SMOKE = Counts(single_n=3, slow_n=2, steps=(1, 3), steps_n=2, workers=(1, 2), concurrency=4, window_s=2.0,
                stream_n=3, in_flight=10, in_flight_latency_ms=3_000, history_steps=(0, 1, 3), serialization_n=20)
 STREAM = Behaviour(tokens=20, token_delay_ms=20)
+OVERHEAD_LATENCIES_MS = (0, 500)
+MCP_CALLS = (1, 3)
+# The peers whose /v1/responses runs remote MCP tools itself: ogx (MCP is its only kind of server-side tool).
+# Neither peer runs a function tool server-side, so the steps section (our registered HTTP tool) measures no peer;
+# ogx's cost per tool step is measured with an MCP tool in the mcp section, against the same MCP server as ours.
+MCP_PEERS = ("ogx",)
 HISTORY_PAD = 100_000
+
+
+def peer_models() -> list[str]:
+    """Every model name a peer is sent (ogx serves only the models the upstream lists when it starts)."""
+    behaviours = [*(Behaviour(latency_ms=ms) for ms in OVERHEAD_LATENCIES_MS), STREAM,
+                  *(Behaviour(steps=n) for n in MCP_CALLS)]
+    return [b.model for b in behaviours]
 
 
 def linear_fit(xs: list[float], ys: list[float]) -> dict[str, float]:
@@ -69,9 +84,9 @@ def linear_fit(xs: list[float], ys: list[float]) -> dict[str, float]:
 class Bench:
     """One run: the targets, the counts and what has been measured so far."""
 
-    def __init__(self, http: httpx.AsyncClient, ours: Target, upstream: str, peer: Target | None,
+    def __init__(self, http: httpx.AsyncClient, ours: Target, upstream: str, peers: list[Target],
                  counts: Counts, admin: tuple[str, str], settings: Settings) -> None:
-        self.http, self.ours, self.upstream, self.peer, self.counts = http, ours, upstream, peer, counts
+        self.http, self.ours, self.upstream, self.peers, self.counts = http, ours, upstream, peers, counts
         self._admin_url, self._admin_token = admin
         self._registered: set[str] = set()
         self.direct = Target("direct", upstream)
@@ -100,17 +115,17 @@ class Bench:
         r.raise_for_status()
 
     async def overhead(self) -> dict[str, Any]:
-        """Single-step blocking responses: ours, the peer's and the bare upstream call, interleaved."""
+        """Single-step blocking responses: ours, each peer's and the bare upstream call, interleaved."""
         out: dict[str, Any] = {}
-        for latency, n in ((0, self.counts.single_n), (500, self.counts.slow_n)):
+        for latency, n in zip(OVERHEAD_LATENCIES_MS, (self.counts.single_n, self.counts.slow_n), strict=True):
             b = Behaviour(latency_ms=latency)
             await self.register(b)
-            samples: dict[str, list[float]] = {"agentrunner": [], "direct": [], **({"peer": []} if self.peer else {})}
+            samples: dict[str, list[float]] = {t.name: [] for t in (self.ours, self.direct, *self.peers)}
             for i in range(n + 2):  # the first two rounds warm connections and caches
                 row = {"agentrunner": await timed_response(self.http, self.ours, b),
                        "direct": await timed_direct(self.http, self.upstream, b)}
-                if self.peer:
-                    row["peer"] = await timed_response(self.http, self.peer, b)
+                for peer in self.peers:
+                    row[peer.name] = await timed_response(self.http, peer, b)
                 if i >= 2:
                     for k, v in row.items():
                         samples[k].append(v)
@@ -133,14 +148,16 @@ class Bench:
                     direct.append(theirs)
             rows.append({"steps": steps, "agentrunner": summary(ours), "direct": summary(direct)})
         xs = [float(s) for s in self.counts.steps]
-        fits = {k: linear_fit(xs, [r[k]["p50"] for r in rows]) for k in ("agentrunner", "direct")}
-        return {"rows": rows, "fit_p50": fits,
-                "added_ms_per_step": fits["agentrunner"]["slope"] - fits["direct"]["slope"]}
+        fits = {q: {k: linear_fit(xs, [r[k][q] for r in rows]) for k in ("agentrunner", "direct")}
+                for q in ("p50", "p99")}
+        return {"rows": rows, "fit_p50": fits["p50"], "fit_p99": fits["p99"],
+                "added_ms_per_step": fits["p50"]["agentrunner"]["slope"] - fits["p50"]["direct"]["slope"],
+                "added_ms_per_step_p99": fits["p99"]["agentrunner"]["slope"] - fits["p99"]["direct"]["slope"]}
 
     async def streaming(self) -> dict[str, Any]:
         """First token → first client delta, and the gap between deltas, for a 20-token answer at 20 ms/token."""
         await self.register(STREAM)
-        targets = [(self.ours, False), (self.direct, True), *([(self.peer, False)] if self.peer else [])]
+        targets = [(self.ours, False), (self.direct, True), *((peer, False) for peer in self.peers)]
         first: dict[str, list[float]] = {t.name: [] for t, _ in targets}
         gaps: dict[str, list[float]] = {t.name: [] for t, _ in targets}
         for i in range(self.counts.stream_n + 1):
@@ -151,8 +168,9 @@ class Bench:
                     gaps[t.name].extend(timing.gaps_ms)
         first_stats = {k: summary(v) for k, v in first.items()}
         gap_stats = {k: summary(v) for k, v in gaps.items()}
-        return {"behaviour": asdict(STREAM), "first_token_ms": {**first_stats, **_ratios(first_stats, "p50")},
-                "inter_delta_gap_ms": {**gap_stats, **_ratios(gap_stats, "p50")},
+        return {"behaviour": asdict(STREAM),
+                "first_token_ms": {**first_stats, **_ratios(first_stats, "p50"), **_ratios(first_stats, "p99")},
+                "inter_delta_gap_ms": {**gap_stats, **_ratios(gap_stats, "p50"), **_ratios(gap_stats, "p99")},
                 "deltas_per_response": {k: len(v) / self.counts.stream_n + 1 for k, v in gaps.items()}}
 
     async def throughput(self, stack: OurStack) -> dict[str, Any]:
@@ -173,11 +191,11 @@ class Bench:
                                    self.counts.window_s / 3)
         out: dict[str, Any] = {"concurrency": self.counts.concurrency, "window_s": self.counts.window_s,
                                "rows": rows, "direct_per_second": direct.per_second}
-        if self.peer:
-            peer = self.peer
-            got = await closed_loop(lambda: timed_response(self.http, peer, b), self.counts.concurrency,
+        for peer in self.peers:
+            got = await closed_loop(partial(timed_response, self.http, peer, b), self.counts.concurrency,
                                     self.counts.window_s / 3)
-            out["peer_per_second"] = got.per_second
+            out[f"{peer.name}_per_second"] = got.per_second
+            out[f"{peer.name}_errors"] = got.errors
         return out
 
     async def memory(self, stack: OurStack, workers: int) -> dict[str, Any]:
@@ -221,15 +239,9 @@ class Bench:
                                      headers=self.ours.headers)
             answered = time.time()
             r.raise_for_status()
-            history = await client.get_workflow_handle(r.json()["id"]).fetch_history()
-            at = [(e.event_type, e.event_time.ToDatetime(tzinfo=UTC).timestamp()) for e in history.events]
-            wft = [t for kind, t in at if kind in (EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
-                                                   EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)]
-            act = [t for kind, t in at if kind in (EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED,
-                                                   EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED)]
-            phase = {"api_to_workflow_start": at[0][1] - sent, "first_workflow_task": wft[1] - wft[0],
-                     "model_call_activity": act[1] - act[0], "last_workflow_task": wft[-1] - wft[-2],
-                     "workflow_end_to_api_answer": answered - at[-1][1], "total": answered - sent}
+            handle = client.get_workflow_handle(r.json()["id"])
+            await handle.result()  # the answer leaves when the row ends, before the workflow's own end
+            phase = _phases((await handle.fetch_history()).events, sent, answered)
             if i >= 2:
                 for k, v in phase.items():
                     samples.setdefault(k, []).append(v * 1000)
@@ -263,28 +275,31 @@ class Bench:
                 "payload_leak_ratio": max(r["bytes_100kB_answer"] / r["bytes"] for r in rows)}
 
     async def mcp(self) -> dict[str, Any]:
-        """An MCP tool loop of 1 and 3 calls through agentrunner vs the client running it against the same MCP
-        server; the slopes give each call's cost, their difference what agentrunner adds per call."""
+        """An MCP tool loop of 1 and 3 calls through agentrunner (and the MCP-capable peers) vs the client running it
+        against the same MCP server; the slopes give each call's cost, their difference what each adds per call."""
         rows: list[dict[str, Any]] = []
+        servers = [self.ours, *(p for p in self.peers if p.name in MCP_PEERS)]
         async with mcp_server() as url:
-            for steps in (1, 3):
+            for steps in MCP_CALLS:
                 b = Behaviour(steps=steps)
                 await self.register(b)
-                ours, direct = [], []
+                samples: dict[str, list[float]] = {t.name: [] for t in (*servers, self.direct)}
                 for i in range(self.counts.steps_n + 1):  # alternating; the first round warms up
-                    mine = await timed_mcp_response(self.http, self.ours, b, url)
-                    theirs = await timed_direct_mcp_loop(self.http, self.upstream, b, url)
+                    row = {t.name: await timed_mcp_response(self.http, t, b, url) for t in servers}
+                    row["direct"] = await timed_direct_mcp_loop(self.http, self.upstream, b, url)
                     if i:
-                        ours.append(mine)
-                        direct.append(theirs)
-                rows.append({"calls": steps, "agentrunner": summary(ours), "direct": summary(direct)})
+                        for k, v in row.items():
+                            samples[k].append(v)
+                rows.append({"calls": steps, **{k: summary(v) for k, v in samples.items()}})
             started = time.perf_counter()
             for step in range(self.counts.steps_n):
                 await call_directly(url, step)
             one_call = (time.perf_counter() - started) * 1000 / self.counts.steps_n
-        per_call = {k: (rows[1][k]["p50"] - rows[0][k]["p50"]) / 2 for k in ("agentrunner", "direct")}
+        calls = MCP_CALLS[1] - MCP_CALLS[0]
+        per_call = {k: (rows[1][k]["p50"] - rows[0][k]["p50"]) / calls for k in samples}
         return {"rows": rows, "per_call_ms": per_call, "direct_call_ms": one_call,
-                "added_ms_per_call": per_call["agentrunner"] - per_call["direct"]}
+                "added_ms_per_call": per_call["agentrunner"] - per_call["direct"],
+                **{f"{p.name}_added_ms_per_call": per_call[p.name] - per_call["direct"] for p in servers[1:]}}
 
     async def serialization(self) -> dict[str, Any]:
         """Building a response's wire objects as typed models, in this process (see bench.serialization)."""
@@ -332,10 +347,30 @@ def _cpu(stack: OurStack) -> dict[str, float]:
 
 
 def _ratios(stats: dict[str, dict[str, float]], q: str) -> dict[str, float]:
-    """agentrunner ÷ direct (and ÷ peer) for one quantile."""
+    """agentrunner ÷ direct (and ÷ each peer; each peer ÷ direct and its added ms) for one quantile."""
     out = {f"ratio_vs_direct_{q}": stats["agentrunner"][q] / stats["direct"][q],
            f"added_ms_{q}": stats["agentrunner"][q] - stats["direct"][q]}
-    if "peer" in stats:
-        out[f"ratio_vs_peer_{q}"] = stats["agentrunner"][q] / stats["peer"][q]
-        out[f"peer_ratio_vs_direct_{q}"] = stats["peer"][q] / stats["direct"][q]
+    for peer in stats.keys() - {"agentrunner", "direct"}:
+        out[f"ratio_vs_{peer}_{q}"] = stats["agentrunner"][q] / stats[peer][q]
+        out[f"{peer}_ratio_vs_direct_{q}"] = stats[peer][q] / stats["direct"][q]
+        out[f"{peer}_added_ms_{q}"] = stats[peer][q] - stats["direct"][q]
     return out
+
+
+def _phases(events: Any, sent: float, answered: float) -> dict[str, float]:
+    """Seconds per phase of a single-step response, from its history: the step is the model call's local activity
+    marker (its schedule and completion times), or, in a history from before, its activity's events."""
+    at = [(e.event_type, e.event_time.ToDatetime(tzinfo=UTC).timestamp()) for e in events]
+    task = [t for kind, t in at if kind in (EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+                                            EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED)]
+    step = [t for kind, t in at if kind in (EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
+                                            EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED)]
+    for e in events:
+        if e.marker_recorded_event_attributes.marker_name == "core_local_activity":
+            data = json.loads(e.marker_recorded_event_attributes.details["data"].payloads[0].data)
+            if data["activity_type"] == "call_model":
+                step = [data["original_schedule_time"]["seconds"] + data["original_schedule_time"]["nanos"] / 1e9,
+                        data["complete_time"]["seconds"] + data["complete_time"]["nanos"] / 1e9]
+    return {"api_to_workflow_start": at[0][1] - sent, "start_to_first_workflow_task": task[1] - task[0],
+            "first_workflow_task_to_model_call": step[0] - task[1], "model_call_step": step[1] - step[0],
+            "model_call_end_to_api_answer": answered - step[1], "total": answered - sent}

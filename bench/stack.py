@@ -1,4 +1,4 @@
-"""The processes a benchmark run measures: our stack on embedded defaults, the scripted upstream, a peer."""
+"""The processes a benchmark run measures: our stack on embedded defaults, the scripted upstream, two peers."""
 
 import asyncio
 import os
@@ -8,10 +8,13 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import httpx
 
 from core.fetch_policy import LOOPBACK
 from core.settings import Settings
@@ -70,10 +73,10 @@ class Upstream:
     url: str
 
     @classmethod
-    def start(cls) -> "Upstream":
-        """Start it on a free port and wait until it serves."""
-        proc = subprocess.Popen([sys.executable, "-m", "bench.upstream", "--port", "0"], cwd=ROOT,
-                                stdout=subprocess.PIPE)
+    def start(cls, models: list[str] | None = None) -> "Upstream":
+        """Start it on a free port and wait until it serves; `/v1/models` lists `models`."""
+        proc = subprocess.Popen([sys.executable, "-m", "bench.upstream", "--port", "0",
+                                 "--models", ",".join(models or [])], cwd=ROOT, stdout=subprocess.PIPE)
         assert proc.stdout is not None
         port = int(proc.stdout.readline())
         return cls(proc, f"http://127.0.0.1:{port}")
@@ -199,4 +202,87 @@ class Peer:
 
     def stop(self) -> None:
         """Stop the proxy."""
+        _stop(self.proc)
+
+
+# PEERS.md's config: TLS off, state under a temp dir, the upstream from the environment. `files`, `vector_io` and
+# `tool_runtime` are listed only because the responses provider needs them.
+OGX_CONFIG = """\
+version: 2
+distro_name: ogx-bench
+apis: [files, inference, responses, tool_runtime, vector_io]
+providers:
+  inference:
+  - {provider_id: upstream, provider_type: remote::openai,
+     config: {base_url: "${env.OGX_UPSTREAM_URL}", api_key: fake}}
+  files:
+  - {provider_id: builtin-files, provider_type: inline::localfs,
+     config: {storage_dir: STATE/files, metadata_store: {table_name: files_metadata, backend: sql_default}}}
+  vector_io: []
+  tool_runtime: []
+  responses:
+  - {provider_id: builtin, provider_type: inline::builtin,
+     config: {persistence: {responses: {table_name: responses, backend: sql_default,
+                                        max_write_queue_size: 10000, num_writers: 4}}}}
+storage:
+  backends:
+    kv_default: {type: kv_sqlite, db_path: STATE/kvstore.db}
+    sql_default: {type: sql_sqlite, db_path: STATE/sql_store.db}
+  stores:
+    metadata: {namespace: registry, backend: kv_default}
+    inference: {table_name: inference_store, backend: sql_default, max_write_queue_size: 10000, num_writers: 4,
+                enabled: true}
+    conversations: {table_name: openai_conversations, backend: sql_default}
+    prompts: {table_name: prompts, backend: sql_default}
+    connectors: {table_name: connectors, backend: sql_default}
+registered_resources: {models: []}
+server: {host: 127.0.0.1, port: PORT, insecure: true}
+"""
+OGX_PROVIDER = "upstream"  # ogx serves each model the upstream lists as `<provider_id>/<name>`
+
+
+def _wait_until_answers(proc: subprocess.Popen[bytes], url: str, timeout: float) -> httpx.Response:
+    """Poll `url` until it answers 200; fail early if the process exits, kill it at the deadline."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{url}: the server exited with {proc.returncode} before answering")
+        try:
+            r = httpx.get(url, timeout=2)
+            if r.status_code == 200:
+                return r
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    _stop(proc)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
+
+
+@dataclass
+class OgxPeer:
+    """ogx (llama-stack's successor, from its own virtualenv) serving /v1/responses on the same upstream, with its
+    sqlite response store."""
+
+    proc: subprocess.Popen[bytes]
+    base_url: str
+    version: str
+    model_prefix: str = OGX_PROVIDER + "/"
+
+    @classmethod
+    def start(cls, ogx: Path, upstream: str, workdir: Path, timeout: float = 120) -> "OgxPeer":
+        """Start `ogx run config.yaml` (state in `workdir`) and wait until it answers; the upstream must be up,
+        since ogx registers the models it lists at start."""
+        config, port = workdir / "ogx.yaml", free_port()
+        config.write_text(OGX_CONFIG.replace("STATE", str(workdir / "state")).replace("PORT", str(port)))
+        log = (workdir / "ogx.log").open("ab")
+        # Warnings only, as for LiteLLM: logging every request would charge ogx for our choice of log level.
+        env = {**os.environ, "OGX_UPSTREAM_URL": upstream + "/v1", "OGX_LOGGING": "all=warning"}
+        proc = subprocess.Popen([str(ogx.absolute()), "run", str(config)], cwd=workdir, stdout=log,
+                                stderr=subprocess.STDOUT, env=env)
+        base_url = f"http://127.0.0.1:{port}"
+        version = _wait_until_answers(proc, base_url + "/v1/version", timeout).json()["version"]
+        return cls(proc, base_url, version)
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM: it drains its response-store writers)."""
         _stop(self.proc)

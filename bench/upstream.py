@@ -4,7 +4,8 @@ A model name `bench-L-S-T-D-P` answers after L ms, asks for the `bench_echo` too
 S tool results, then answers with T tokens spaced D ms apart, plus P bytes of padding. Each streamed token
 is the monotonic clock (ns) at which it was sent, so a client on this machine can tell how long the token
 took to reach it. Run as its own process so the load generator and the upstream do not share a loop:
-`python -m bench.upstream --port 0` prints the port it listens on.
+`python -m bench.upstream --port 0` prints the port it listens on. `--models a,b` is what `/v1/models` lists (a peer
+that registers models from that list at start, such as ogx, can only be sent those).
 """
 
 import argparse
@@ -113,14 +114,24 @@ async def _chunks(b: Behaviour, model: str, wants_tool: bool, done: int) -> Asyn
     yield b"data: [DONE]\n\n"
 
 
+def models(listed: list[str]) -> Route:
+    """GET /v1/models, listing the given model names."""
+
+    async def list_models(request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [{"id": m, "object": "model", "created": 0,
+                                                          "owned_by": "bench"} for m in listed]})
+
+    return Route("/v1/models", list_models, methods=["GET"])
+
+
 async def echo(request: Request) -> Response:
     """POST /tools/bench_echo: answers at once with its arguments."""
     return JSONResponse({"echo": await request.json()})
 
 
-def app() -> Starlette:
-    """The upstream's ASGI app."""
-    return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"]),
+def app(listed: list[str] | None = None) -> Starlette:
+    """The upstream's ASGI app; `/v1/models` lists `listed`."""
+    return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"]), models(listed or []),
                              Route(f"/tools/{TOOL}", echo, methods=["POST"])])
 
 
@@ -128,8 +139,10 @@ def main() -> None:
     """Serve on 127.0.0.1 and print the bound port on stdout."""
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, default=0)
+    p.add_argument("--models", default="", help="comma-separated model names for /v1/models")
     args = p.parse_args()
-    config = uvicorn.Config(app(), host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    listed = [m for m in args.models.split(",") if m]
+    config = uvicorn.Config(app(listed), host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
 
     async def run() -> None:

@@ -19,7 +19,9 @@ class StepPolicy(BaseModel):
     model_max_attempts: int = Field(6, ge=1, description="attempts of one model call (retryable errors)")
     tool_call_timeout_seconds: float = Field(900.0, gt=0, description="one tool call attempt's limit")
     tool_max_attempts: int = Field(5, ge=1, description="attempts of one tool step (worker crashes)")
-    heartbeat_timeout_seconds: float = Field(5.0, gt=0, description="how fast a dead worker's step moves on")
+    heartbeat_timeout_seconds: float = Field(
+        5.0, gt=0, description="how fast a dead worker's step moves on (a regular activity's heartbeat timeout, "
+                               "a local one's workflow task timeout)")
     retry_initial_seconds: float = Field(1.0, gt=0, description="first retry delay of a step, doubling after")
     retry_max_seconds: float = Field(30.0, gt=0, description="longest retry delay of a step")
 

@@ -10,7 +10,8 @@ from sqlmodel import col
 from core.status import TERMINAL_STATUSES
 from db.tables import Response, ResponseEvent
 
-CHANNEL = "response_events"
+EVENTS_CHANNEL = "response_events"  # a response's event log grew
+ENDED_CHANNEL = "response_ended"  # a response reached a terminal status
 
 
 async def append_events(session: AsyncSession, response_id: str, events: list[dict[str, Any]],
@@ -29,14 +30,14 @@ async def append_events(session: AsyncSession, response_id: str, events: list[di
     for i, event in enumerate(events):
         session.add(ResponseEvent(response_id=response_id, seq=first + i, step_seq=step_seq, type=event["type"],
                                   event=event))
-    await notify(session, response_id)
+    await notify(session, EVENTS_CHANNEL, response_id)
     return list(range(first, end))
 
 
-async def notify(session: AsyncSession, response_id: str) -> None:
-    """Stage waking this response's listeners (its stream relays, a blocking request waiting for its end) at commit;
-    PostgreSQL sends one notification per payload per transaction, however often this runs."""
-    await session.execute(text("SELECT pg_notify(:channel, :id)"), {"channel": CHANNEL, "id": response_id})
+async def notify(session: AsyncSession, channel: str, response_id: str) -> None:
+    """Stage waking this response's listeners on `channel` at commit; PostgreSQL sends one notification per channel
+    and payload per transaction, however often this runs."""
+    await session.execute(text("SELECT pg_notify(:channel, :id)"), {"channel": channel, "id": response_id})
 
 
 async def events_after(session: AsyncSession, response_id: str, after: int,

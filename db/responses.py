@@ -196,14 +196,18 @@ async def completed_step_result(session: AsyncSession, response_id: str, seq: in
     return None
 
 
-async def start_step(session: AsyncSession, response_id: str, seq: int, kind: str, attempt: int, *,
+async def start_step(session: AsyncSession, response_id: str, seq: int, kind: str, *,
                      tool_name: str | None = None, call_id: str | None = None) -> None:
-    """Record that an attempt of a step began (the first attempt's start time is kept)."""
-    stmt = insert(Step).values(response_id=response_id, seq=seq, kind=kind, state="running", attempt=attempt,
+    """Record that an attempt of a step began (the first attempt's start time is kept).
+
+    Attempts are counted here, not by Temporal: a step re-run after its worker died (a local activity starts
+    over at attempt 1 when its workflow task is retried) is an attempt too.
+    """
+    stmt = insert(Step).values(response_id=response_id, seq=seq, kind=kind, state="running", attempt=1,
                                tool_name=tool_name, call_id=call_id, started_at=func.now())
     stmt = stmt.on_conflict_do_update(
         index_elements=["response_id", "seq"],
-        set_={"state": "running", "attempt": attempt, "error": None, "finished_at": None},
+        set_={"state": "running", "attempt": col(Step.attempt) + 1, "error": None, "finished_at": None},
         where=col(Step.state) != "completed",
     )
     await session.execute(stmt)

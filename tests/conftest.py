@@ -23,6 +23,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from activities.notifier import EventNotifier
 from api.app import create_app
 from core.contracts import StepPolicy
 from core.fetch_policy import LOOPBACK
@@ -206,7 +207,7 @@ def make_stack(base_settings: Settings, db_engine: AsyncEngine, temporal_address
     leaves workers to the test."""
 
     @contextlib.asynccontextmanager
-    async def factory(*, in_process_worker: bool = True, worker_activity_slots: int = 100,
+    async def factory(*, in_process_worker: bool = True, worker_slots: int = 100,
                       **overrides: Any) -> AsyncIterator[Stack]:
         if "steps" in overrides:  # step policy changes apply on top of the test defaults
             overrides["steps"] = base_settings.steps.model_copy(update=overrides["steps"])
@@ -218,8 +219,12 @@ def make_stack(base_settings: Settings, db_engine: AsyncEngine, temporal_address
         async with contextlib.AsyncExitStack() as stack:
             http = await stack.enter_async_context(httpx.AsyncClient(timeout=60))
             if in_process_worker:
-                await stack.enter_async_context(build_worker(client, settings, sessions, http, metrics,
-                                                             max_concurrent_activities=worker_activity_slots))
+                notifier = EventNotifier(str(settings.database_url))
+                await notifier.start()
+                stack.push_async_callback(notifier.stop)
+                await stack.enter_async_context(build_worker(client, settings, sessions, http, metrics, notifier,
+                                                             max_concurrent_activities=worker_slots,
+                                                             max_concurrent_workflow_tasks=worker_slots))
             url = await stack.enter_async_context(serve(create_app(settings)))
             yield Stack(settings, url, upstream, sessions, http, client, metrics)
 

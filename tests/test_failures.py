@@ -4,8 +4,8 @@ import json
 import time
 from typing import Any
 
+from activities.notifier import EventNotifier
 from api.service import ResponseService
-from api.stream import EventNotifier
 from tests.conftest import Stack, StackFactory
 from tests.helpers import create, eventually, text_of
 from tests.scripted_upstream import Reply, ToolBehaviour
@@ -36,7 +36,7 @@ async def test_cancel_finished_response_is_an_error(stack: Stack) -> None:
     key = await stack.new_key()
     body = await create(stack, key, model=model, input="hi")
     r = await stack.call("POST", f"/v1/responses/{body['id']}/cancel", key)
-    assert r.status_code == 400
+    assert r.status_code == 400, r.text
     assert r.json()["error"]["type"] == "invalid_request_error"
     assert "completed" in r.json()["error"]["message"]
 
@@ -59,7 +59,7 @@ async def test_upstream_400_fails_at_once_with_its_message(stack: Stack) -> None
         "code": "context_length_exceeded"}}))
     key = await stack.new_key()
     r = await stack.call("POST", "/v1/responses", key, {"model": model, "input": "hi"})
-    assert r.status_code == 400
+    assert r.status_code == 400, r.text
     assert r.json() == {"error": {"message": "Invalid 'messages': too long", "type": "invalid_request_error",
                                   "param": "messages", "code": "context_length_exceeded"}}
     assert len(stack.upstream.scripts[model].requests) == 1, "4xx is not retried"

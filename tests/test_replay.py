@@ -26,6 +26,17 @@ async def test_history_from_before_start_in_first_call_still_replays() -> None:
     assert result.replay_failure is None
 
 
+async def test_history_from_before_local_steps_still_replays() -> None:
+    # Recorded with the version that ran model and tool steps as regular activities (a tool step and an answer):
+    # it replays on its regular activities (workflow.patched), as a response in flight during the deploy would.
+    history = WorkflowHistory.from_json("resp_recorded", (DATA / "history-before-local-steps.json").read_text())
+    scheduled = [e for e in history.events if e.HasField("activity_task_scheduled_event_attributes")]
+    assert [e.activity_task_scheduled_event_attributes.activity_type.name for e in scheduled] == [
+        "call_model", "call_tool", "call_model"]
+    result = await replayer().replay_workflow(history)
+    assert result.replay_failure is None
+
+
 async def test_a_current_history_replays(stack: Stack) -> None:
     model = await stack.model(Reply(text="hi"))
     body = await create(stack, await stack.new_key(), model=model, input="hello")

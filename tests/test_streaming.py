@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from activities.lifecycle import move_status
+from activities.notifier import EventNotifier
 from api import stream as api_stream
 from core.status import OPEN_STATUSES, ResponseStatus
 from db.events import events_after
@@ -254,7 +255,7 @@ async def test_relay_sends_the_terminal_event_that_commits_between_its_two_reads
         return found
 
     monkeypatch.setattr(api_stream, "events_after", events_after_then_finish)
-    notifier = api_stream.EventNotifier(str(stack.settings.database_url))
+    notifier = EventNotifier(str(stack.settings.database_url))
     relay = api_stream.EventRelay(stack.sessions, notifier, keepalive_seconds=15)
     frames = [json.loads(str(f.data)) async for f in relay.events(response_id, caught_up)]
     assert raced and len(frames) == 1

@@ -1,4 +1,4 @@
-"""Service tiers and fairness on a saturated worker pool (one activity slot, so model calls queue up)."""
+"""Service tiers and fairness on a saturated worker (two slots: a response in a step holds one, the rest queue up)."""
 
 import time
 from typing import Any
@@ -35,7 +35,7 @@ async def _backlog_then_one(stack: Stack, backlog_key: str, backlog_tier: str, l
 
 
 async def test_priority_overtakes_a_flex_backlog_of_the_same_owner(make_stack: StackFactory) -> None:
-    async with make_stack(worker_activity_slots=1) as stack:
+    async with make_stack(worker_slots=2) as stack:
         key = await stack.new_key()
         late, backlog = await _backlog_then_one(stack, key, "flex", key, "priority")
         overtaken = sum(1 for t in backlog if t > late)
@@ -43,7 +43,7 @@ async def test_priority_overtakes_a_flex_backlog_of_the_same_owner(make_stack: S
 
 
 async def test_one_owners_backlog_does_not_starve_another_owner(make_stack: StackFactory) -> None:
-    async with make_stack(worker_activity_slots=1) as stack:
+    async with make_stack(worker_slots=2) as stack:
         busy, other = await stack.new_key(), await stack.new_key()
         late, backlog = await _backlog_then_one(stack, busy, "default", other, "default")
         overtaken = sum(1 for t in backlog if t > late)

@@ -5,10 +5,12 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
+from temporalio.exceptions import TimeoutError as StepTimeout
 
 with workflow.unsafe.imports_passed_through():
     from activities.compaction import CompactionActivities
+    from activities.heartbeat import RESPONSE_ENDED
     from activities.mcp_tools import McpActivities
     from activities.model_call import ModelCallActivity
     from activities.response_state import ResponseStateActivities
@@ -42,6 +44,12 @@ with workflow.unsafe.imports_passed_through():
     )
 
 _START_IN_FIRST_CALL = "start-in-first-model-call"
+# Model and tool steps run as local activities: a loop runs inside few workflow tasks, each step recorded as a
+# marker instead of costing a server round trip. Histories from before keep their regular activities.
+_LOCAL_STEPS = "steps-as-local-activities"
+# After a step saw its response end (a cancel commits the row first), how long the workflow waits for the
+# cancel request itself, which reaches it once its workflow task completes.
+CANCEL_ARRIVAL = timedelta(seconds=30)
 STATE_TIMEOUT = timedelta(seconds=30)
 STATE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10))
 
@@ -58,12 +66,12 @@ def _set_status(status: ResponseStatus) -> None:
         workflow.upsert_search_attributes([sa.AGENT_STATUS.value_set(status.value)])
 
 
-def failure_of(err: BaseException) -> UpstreamFailure:
+def failure_of(err: FailureError) -> UpstreamFailure:
     """What to show the client for an activity that failed for good."""
     cause = err.cause if isinstance(err, ActivityError) else err
     if isinstance(cause, ApplicationError) and cause.type == "UpstreamError" and cause.details:
         return UpstreamFailure.model_validate(cause.details[0])
-    if isinstance(cause, TimeoutError):
+    if isinstance(cause, StepTimeout):
         return UpstreamFailure(status=504, message="the model call timed out", code="timeout")
     return UpstreamFailure(status=500, message=str(cause or err), code="server_error")
 
@@ -90,8 +98,11 @@ class ResponseWorkflow:
         except asyncio.CancelledError:
             await self._finalize(inp, ResponseStatus.CANCELLED)
             raise
-        except ActivityError as err:
-            if isinstance(err.cause, CancelledError):
+        except FailureError as err:  # a step's failure: a local activity's arrives unwrapped, not as ActivityError
+            cause = err.cause if isinstance(err, ActivityError) else err
+            if isinstance(cause, ApplicationError) and cause.type == RESPONSE_ENDED:
+                return await self._ended_under_us(inp)
+            if isinstance(cause, CancelledError):
                 # Cancelling the workflow cancels the in-flight activity; this is how it shows up here.
                 await self._finalize(inp, ResponseStatus.CANCELLED)
                 raise asyncio.CancelledError() from err
@@ -99,6 +110,18 @@ class ResponseWorkflow:
             await self._finalize(inp, ResponseStatus.FAILED, error=failure)
             raise ApplicationError(failure.message, failure.model_dump(), type="ResponseFailed",
                                    non_retryable=True) from err
+
+    async def _ended_under_us(self, inp: ResponseWorkflowInput) -> ResponseOutcome:
+        """A step found its response already ended: a cancel (the API ends the row, then cancels the workflow);
+        wait for the cancel to arrive so the workflow ends cancelled too. Anything else ended the row: keep it."""
+        try:
+            await workflow.wait_condition(lambda: False, timeout=CANCEL_ARRIVAL)
+        except asyncio.CancelledError:
+            await self._finalize(inp, ResponseStatus.CANCELLED)  # a no-op: the row ended first
+            raise
+        except TimeoutError:  # no cancel came: something else ended the row, which stays as it is
+            pass
+        return ResponseOutcome(response_id=inp.response_id, status=ResponseStatus.CANCELLED)
 
     async def _loop(self, inp: ResponseWorkflowInput, start_in_first_call: bool) -> tuple[ResponseStatus, str | None]:
         state = LoopState(lists_due=list(inp.mcp_list), approved=list(inp.approved))
@@ -154,6 +177,15 @@ class ResponseWorkflow:
 
     async def _call_model(self, inp: ResponseWorkflowInput, call: ModelCallInput) -> ModelTurn:
         p = inp.policy
+        if workflow.patched(_LOCAL_STEPS):
+            return await workflow.execute_local_activity_method(
+                ModelCallActivity.call_model,
+                call,
+                start_to_close_timeout=timedelta(seconds=p.model_call_timeout_seconds),
+                schedule_to_close_timeout=timedelta(seconds=p.model_call_timeout_seconds * 2),
+                retry_policy=step_retry(p, p.model_max_attempts),
+                summary=f"model call {call.turn} · {inp.model}",
+            )
         return await workflow.execute_activity_method(
             ModelCallActivity.call_model,
             call,
@@ -166,6 +198,14 @@ class ResponseWorkflow:
 
     async def _call_tool(self, inp: ResponseWorkflowInput, call: ToolCallInput) -> ToolResult:
         p = inp.policy
+        if workflow.patched(_LOCAL_STEPS):
+            return await workflow.execute_local_activity_method(
+                ToolCallActivity.call_tool,
+                call,
+                start_to_close_timeout=timedelta(seconds=p.tool_call_timeout_seconds),
+                retry_policy=step_retry(p, p.tool_max_attempts),
+                summary=f"tool {call.name}",
+            )
         return await workflow.execute_activity_method(
             ToolCallActivity.call_tool,
             call,

@@ -1,0 +1,96 @@
+"""One LISTEN connection per process, waking whoever waits on a response: its stream relays (the event log grew),
+a blocking request or a running local step (it ended)."""
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterator
+
+import psycopg
+
+from db.events import ENDED_CHANNEL, EVENTS_CHANNEL
+
+log = logging.getLogger("agentrunner.notifier")
+
+# Ends remembered for a subscriber that arrives just after the NOTIFY (a step that read its row as open a moment
+# before the cancel committed); bounded, as only the last moments matter.
+_RECENT_ENDS = 10_000
+
+
+class EventNotifier:
+    """Routes the process's notifications to per-response asyncio events."""
+
+    # How long a waiter sleeps without a notification before it looks again: the fallback while the LISTEN
+    # connection is being re-established.
+    poll_seconds = 1.0
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.waiters: dict[tuple[str, str], set[asyncio.Event]] = defaultdict(set)
+        self.ended: OrderedDict[str, None] = OrderedDict()
+        self.listening = False
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Begin listening in the background."""
+        self.task = asyncio.create_task(self._listen_forever())
+
+    async def stop(self) -> None:
+        """Stop listening."""
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+    @contextlib.contextmanager
+    def subscribe(self, response_id: str, *, events: bool = True) -> Iterator[asyncio.Event]:
+        """An event set when this response ends and, with `events`, whenever its event log grows."""
+        wake = asyncio.Event()
+        keys = [(ENDED_CHANNEL, response_id)] + ([(EVENTS_CHANNEL, response_id)] if events else [])
+        for key in keys:
+            self.waiters[key].add(wake)
+        if response_id in self.ended:
+            wake.set()
+        try:
+            yield wake
+        finally:
+            for key in keys:
+                self.waiters[key].discard(wake)
+                if not self.waiters[key]:
+                    del self.waiters[key]
+
+    def wait_timeout(self) -> float | None:
+        """How long a waiter may sleep before it looks for itself: forever while notifications flow (an idle waiter
+        costs no queries), `poll_seconds` while the connection is down."""
+        return None if self.listening else self.poll_seconds
+
+    def _deliver(self, channel: str, response_id: str) -> None:
+        if channel == ENDED_CHANNEL:
+            self.ended[response_id] = None
+            if len(self.ended) > _RECENT_ENDS:
+                self.ended.popitem(last=False)
+        for wake in self.waiters.get((channel, response_id), ()):
+            wake.set()
+
+    async def _listen_forever(self) -> None:
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {EVENTS_CHANNEL}")
+                    await conn.execute(f"LISTEN {ENDED_CHANNEL}")
+                    self.listening = True
+                    async for note in conn.notifies():
+                        self._deliver(note.channel, note.payload)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Waiters fall back to polling meanwhile; reconnect after a pause.
+                log.exception("LISTEN connection lost; reconnecting")
+                await asyncio.sleep(1.0)
+            finally:
+                if self.listening:  # wake everyone, to look for themselves and poll until it is back
+                    self.listening = False
+                    for waiters in self.waiters.values():
+                        for wake in waiters:
+                            wake.set()
