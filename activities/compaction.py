@@ -61,10 +61,11 @@ class CompactionActivities:
             response = await responses.get_response(s, inp.response_id)
             if response is None:
                 raise response_ended(inp.response_id, None)
-            await responses.start_step(s, inp.response_id, inp.seq, "compaction")
+            await responses.begin_step(s, inp.response_id, inp.seq, "compaction")
             target = await resolve_model(s, self.settings, response.model)
             context = await responses.context_items(s, inp.response_id)
             summaries = await db.completed_summaries(s, response.owner_id, context)
+            await s.commit()
         instructions = response.request.get("instructions")
         summary, usage = await self._summarize(target, response.model, instructions, context, summaries)
         # Derived from the step, so a retry that gets this far again finds the row it stored.

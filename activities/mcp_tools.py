@@ -57,9 +57,9 @@ class McpActivities:
             response = moved or await db.get_response(s, inp.response_id)
             if response is None:
                 raise response_ended(inp.response_id, None)
-            await db.start_step(s, inp.response_id, inp.seq, "list_tools",
-                                tool_name=inp.server_label)
+            await db.begin_step(s, inp.response_id, inp.seq, "list_tools", tool_name=inp.server_label)
             url, headers = await mcp_server(s, response.request, inp.server_label)
+            await s.commit()
         try:
             tools = await heartbeating(self._list(url, headers))
         except FetchRefused as exc:

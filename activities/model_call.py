@@ -107,24 +107,25 @@ class ModelCallActivity:
     @activity.defn(name="call_model")
     async def call_model(self, inp: ModelCallInput) -> ModelTurn:
         """Call the model for one turn; a retry after the step completed returns the stored turn."""
-        async with self.sessions() as s:
-            # Committed together with the step's start below: no transaction of its own.
-            moved = (await move_status(s, inp.response_id, ResponseStatus.IN_PROGRESS,
-                                       only_from=(ResponseStatus.QUEUED,), commit=False)
-                     if inp.start_response else None)
-            done = await db.completed_step_result(s, inp.response_id, inp.seq)
+        async with self.sessions() as s:  # one transaction: the move to in_progress, the step's start, the reads
+            response = (await move_status(s, inp.response_id, ResponseStatus.IN_PROGRESS,
+                                          only_from=(ResponseStatus.QUEUED,), commit=False)
+                        if inp.start_response else None) or await db.get_response(s, inp.response_id)
+            if response is None or response.status in TERMINAL_STATUSES:
+                done = await db.completed_step_result(s, inp.response_id, inp.seq) if response else None
+                if done is not None:  # a replay after the response ended
+                    return ModelTurn.model_validate(done)
+                raise response_ended(inp.response_id, response.status if response else None)
+            done = await db.begin_step(s, inp.response_id, inp.seq, "model_call")
             if done is not None:
                 return ModelTurn.model_validate(done)
-            response = moved or await db.get_response(s, inp.response_id)
-            if response is None or response.status in TERMINAL_STATUSES:
-                raise response_ended(inp.response_id, response.status if response else None)
-            await db.start_step(s, inp.response_id, inp.seq, "model_call")
             target = await resolve_model(s, self.settings, response.model)
             context = await db.context_items(s, inp.response_id)
             summaries = await completed_summaries(s, response.owner_id, context)
             # Only a streamed step has events an earlier attempt may have shown.
             streamed = bool(response.request.get("stream"))
             prior = PriorStep.from_events(await step_events(s, inp.response_id, inp.seq) if streamed else [])
+            await s.commit()
         if target is None:
             raise model_unavailable(response.model)
         request, server_tools, ask = with_remote_tools(response.request, context)

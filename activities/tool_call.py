@@ -50,29 +50,29 @@ class ToolCallActivity:
         A model call made the call's `mcp_call` item, which this completes in place; an approved call's item is
         made here (see ToolCallInput) and stored with its result, once.
         """
-        async with self.sessions() as s:
-            # Committed together with the step's start below: no transaction of its own.
-            moved = (await move_status(s, inp.response_id, ResponseStatus.IN_PROGRESS,
-                                       only_from=(ResponseStatus.QUEUED,), commit=False)
-                     if inp.start_response else None)
-            done = await db.completed_step_result(s, inp.response_id, inp.seq)
-            if done is not None:
-                await s.commit()
-                return ToolResult.model_validate(done)
-            response = moved or await db.get_response(s, inp.response_id)
+        async with self.sessions() as s:  # one transaction: the move to in_progress, the step's start, the reads
+            response = (await move_status(s, inp.response_id, ResponseStatus.IN_PROGRESS,
+                                          only_from=(ResponseStatus.QUEUED,), commit=False)
+                        if inp.start_response else None) or await db.get_response(s, inp.response_id)
             if response is None or response.status in TERMINAL_STATUSES:
+                done = await db.completed_step_result(s, inp.response_id, inp.seq) if response else None
+                if done is not None:  # a replay after the response ended
+                    return ToolResult.model_validate(done)
                 raise response_ended(inp.response_id, response.status if response else None)
             if inp.approval_request_id:
                 call = approved_call(inp.call_id, response.request, inp.approval_request_id)
             else:
-                call = next((i for i in await db.output_items(s, inp.response_id) if i["id"] == inp.call_id), None)
+                call = await db.output_item(s, inp.response_id, inp.call_id)
             if call is None:
                 raise ApplicationError(f"no mcp_call {inp.call_id!r} in this response", non_retryable=True)
             name, label = call["name"], call.get("server_label", SERVER_LABEL)
-            await db.start_step(s, inp.response_id, inp.seq, "tool_call",
-                                tool_name=name, call_id=inp.call_id)
+            done = await db.begin_step(s, inp.response_id, inp.seq, "tool_call", tool_name=name, call_id=inp.call_id)
+            if done is not None:
+                await s.commit()  # the move to in_progress, if this attempt made it
+                return ToolResult.model_validate(done)
             tool = (await tools_by_name(s, [name])).get(name) if label == SERVER_LABEL else None
             remote = await mcp_server(s, response.request, label) if label != SERVER_LABEL else None
+            await s.commit()
         output: str | None
         error: str | None
         started = time.monotonic()

@@ -66,6 +66,12 @@ async def own_items(session: AsyncSession, response_id: str) -> list[dict[str, A
     return list(rows)
 
 
+async def output_item(session: AsyncSession, response_id: str, item_id: str) -> dict[str, Any] | None:
+    """One of a response's output items, by id."""
+    return await session.scalar(select(col(Item.data)).where(
+        col(Item.response_id) == response_id, col(Item.direction) == "output", col(Item.id) == item_id))
+
+
 async def output_items(session: AsyncSession, response_id: str) -> list[dict[str, Any]]:
     """A response's output, in order."""
     rows = await session.scalars(
@@ -196,22 +202,24 @@ async def completed_step_result(session: AsyncSession, response_id: str, seq: in
     return None
 
 
-async def start_step(session: AsyncSession, response_id: str, seq: int, kind: str, *,
-                     tool_name: str | None = None, call_id: str | None = None) -> None:
-    """Record that an attempt of a step began (the first attempt's start time is kept).
+async def begin_step(session: AsyncSession, response_id: str, seq: int, kind: str, *,
+                     tool_name: str | None = None, call_id: str | None = None) -> dict[str, Any] | None:
+    """Stage the start of an attempt of a step (the first attempt's start time is kept); None, or the stored result
+    when the step already completed, so a retried activity returns it instead of redoing the step.
 
     Attempts are counted here, not by Temporal: a step re-run after its worker died (a local activity starts
     over at attempt 1 when its workflow task is retried) is an attempt too.
     """
-    stmt = insert(Step).values(response_id=response_id, seq=seq, kind=kind, state="running", attempt=1,
-                               tool_name=tool_name, call_id=call_id, started_at=func.now())
-    stmt = stmt.on_conflict_do_update(
+    started = insert(Step).values(response_id=response_id, seq=seq, kind=kind, state="running", attempt=1,
+                                  tool_name=tool_name, call_id=call_id, started_at=func.now())
+    started = started.on_conflict_do_update(
         index_elements=["response_id", "seq"],
         set_={"state": "running", "attempt": col(Step.attempt) + 1, "error": None, "finished_at": None},
         where=col(Step.state) != "completed",
     )
-    await session.execute(stmt)
-    await session.commit()
+    if await session.scalar(started.returning(col(Step.seq))) is not None:
+        return None
+    return await completed_step_result(session, response_id, seq)
 
 
 async def fail_step(session: AsyncSession, response_id: str, seq: int, error: str) -> None:
@@ -248,26 +256,32 @@ async def complete_step(session: AsyncSession, response_id: str, seq: int, *, it
     A tool that failed still completes its step (the model gets the error as output); `error` keeps it visible.
     `first_index` skips items an earlier attempt already stored; `replace` rewrites stored output items (by id);
     `events` are the step's closing stream events.
+
+    A few Core statements, as this runs once per step: the response row is locked by adding the usage (a cancel
+    ending it waits, or has ended it and nothing is stored), then the step is completed unless a retry did so.
     """
-    row = await lock_open_response(session, response_id)
-    if row is None:
+    sums = {name: col(getattr(Response, name)) + value for name, value in usage} if usage is not None else {}
+    row = (await session.execute(
+        update(Response).where(col(Response.id) == response_id, col(Response.status).in_(OPEN_STATUSES))
+        .values(updated_at=func.now(), **sums)
+        .returning(col(Response.owner_id), col(Response.request)["stream"].astext))).first()
+    if usage is not None and "usage" not in result:  # a model call's result carries it already
+        result = {**result, "usage": usage.model_dump()}
+    completed = row is not None and await session.scalar(
+        update(Step).where(col(Step.response_id) == response_id, col(Step.seq) == seq, col(Step.state) != "completed")
+        .values(state="completed", result=result, error=error, finished_at=func.now()).returning(col(Step.seq)))
+    if row is None or completed is None:
         await session.rollback()
         return
-    step = await session.get(Step, (response_id, seq), with_for_update=True, populate_existing=True)
-    if step is None or step.state == "completed":
-        await session.rollback()
-        return
-    add_items(session, response_id, row.owner_id, "output", items, seq * STEP_STRIDE + first_index)
+    owner_id, stream = row
+    if items:
+        first = seq * STEP_STRIDE + first_index
+        await session.execute(insert(Item), [
+            {"response_id": response_id, "owner_id": owner_id, "direction": "output", "position": first + i,
+             "id": data["id"], "data": data} for i, data in enumerate(items)])
     for data in replace or []:
         await session.execute(update(Item).where(col(Item.response_id) == response_id, col(Item.direction) == "output",
                                                  col(Item.id) == data["id"]).values(data=data))
-    if events and row.request.get("stream"):
+    if events and stream == "true":
         await append_events(session, response_id, events, step_seq=seq)
-    if usage is not None and "usage" not in result:  # a model call's result carries it already
-        result = {**result, "usage": usage.model_dump()}
-    step.state, step.result, step.error, step.finished_at = "completed", result, error, func.now()  # type: ignore[assignment]
-    if usage is not None:
-        for name, value in (Usage.model_validate(row) + usage):
-            setattr(row, name, value)
-    row.updated_at = func.now()  # type: ignore[assignment]
     await session.commit()
