@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.emit import response as wire_response
 from core.mcp import without_credentials
+from core.metrics import Metrics
 from core.status import TERMINAL_STATUSES, ResponseStatus
 from core.stream_events import TERMINAL_EVENT, lifecycle
 from core.tiers import effective_tier
@@ -129,3 +130,11 @@ def _response_error_code(error: dict[str, Any]) -> str:
     if 400 <= status < 500:
         return "invalid_prompt"
     return "server_error"
+
+
+def observe_end(metrics: Metrics, row: Response, steps: int) -> None:
+    """Record a response that just ended: its duration and how many steps it took."""
+    if row.completed_at is not None:
+        seconds = (row.completed_at - row.created_at).total_seconds()
+        metrics.response_seconds.labels(row.model, row.status).observe(seconds)
+    metrics.steps_per_response.labels(row.model).observe(steps)

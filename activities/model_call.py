@@ -11,7 +11,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import StepGuard, response_ended
-from activities.lifecycle import move_status
+from activities.lifecycle import move_status, observe_end
 from activities.message_stream import MessageStream
 from activities.payloads import build_payload, build_responses_payload
 from activities.upstream import (
@@ -37,7 +37,7 @@ from core.metrics import Metrics
 from core.model_target import ModelTarget
 from core.responses_items import finish_reason, is_pending_call, output_to_items
 from core.settings import Settings
-from core.status import TERMINAL_STATUSES, ResponseStatus
+from core.status import OPEN_STATUSES, TERMINAL_STATUSES, ResponseStatus
 from core.stream_events import PriorStep, call_events, item_events
 from core.usage import Usage
 from db import responses as db
@@ -170,9 +170,17 @@ class ModelCallActivity:
             output_items=partials + len(step.items),
             usage=step.usage,
         )
+        ends = turn.completes_response
         async with self.sessions() as s:
-            await db.complete_step(s, inp.response_id, inp.seq, items=step.items, result=turn.model_dump(),
-                                   usage=step.usage, first_index=partials, events=step.events)
+            stored = await db.complete_step(s, inp.response_id, inp.seq, items=step.items, result=turn.model_dump(),
+                                            usage=step.usage, first_index=partials, events=step.events,
+                                            commit=not ends)
+            # The last turn ends the response in its own transaction: the answer goes out a workflow activation
+            # and a transaction sooner. The workflow's finalize then finds it ended and leaves it.
+            ended = await move_status(s, inp.response_id, ResponseStatus.COMPLETED,
+                                      only_from=OPEN_STATUSES) if stored and ends else None
+        if ended is not None:
+            observe_end(self.metrics, ended, inp.seq)
         return turn
 
     async def _chat(self, target: ModelTarget, payload: dict[str, Any], request: dict[str, Any], runs: Runs,

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
-from activities.lifecycle import move_status
+from activities.lifecycle import move_status, observe_end
 from core.contracts import FinalizeInput, MarkInProgressInput
 from core.metrics import Metrics
 from core.status import OPEN_STATUSES, ResponseStatus
@@ -33,9 +33,6 @@ class ResponseStateActivities:
             row = await move_status(s, inp.response_id, inp.status, only_from=OPEN_STATUSES, error=error,
                                     incomplete_reason=inp.incomplete_reason)
             steps = await db.count_steps(s, inp.response_id) if row else 0
-        if row is not None and row.completed_at is not None:
-            self.metrics.response_seconds.labels(row.model, inp.status).observe(
-                (row.completed_at - row.created_at).total_seconds())
-            self.metrics.steps_per_response.labels(row.model).observe(steps)
+        if row is not None:
+            observe_end(self.metrics, row, steps)
             activity.logger.info("response %s %s after %d steps", inp.response_id, inp.status, steps)
-

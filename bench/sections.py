@@ -266,7 +266,9 @@ class Bench:
                 r = await self.http.post(self.ours.base_url + "/v1/responses", json=responses_body(b),
                                          headers=self.ours.headers)
                 r.raise_for_status()
-                history = await client.get_workflow_handle(r.json()["id"]).fetch_history()
+                handle = client.get_workflow_handle(r.json()["id"])
+                await handle.result()  # the answer leaves when the row ends, before the workflow's own end
+                history = await handle.fetch_history()
                 row[label] = History(events=history.events).ByteSize()
                 row["events" if pad == 0 else "events_100kB_answer"] = len(history.events)
             rows.append(row)

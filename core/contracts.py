@@ -66,6 +66,12 @@ class ModelTurn(BaseModel):
     output_items: int = 0
     usage: Usage = Usage()
 
+    @property
+    def completes_response(self) -> bool:
+        """A turn without tool calls that did not stop at the output limit is the response's last: it completes it.
+        (workflows.decide ends the loop on it; the model call ends the row with the step's own commit.)"""
+        return not self.tool_calls and self.finish_reason != "length"
+
 
 class ToolCallInput(BaseModel):
     """One server-side tool call, identified by its step sequence number.

@@ -250,8 +250,9 @@ async def output_items_by_step(session: AsyncSession, response_id: str) -> list[
 async def complete_step(session: AsyncSession, response_id: str, seq: int, *, items: list[dict[str, Any]],
                         result: dict[str, Any], error: str | None = None, usage: Usage | None = None,
                         first_index: int = 0, events: list[dict[str, Any]] | None = None,
-                        replace: list[dict[str, Any]] | None = None) -> None:
-    """Atomically store a step's output items, result and usage; skipped once the response ended.
+                        replace: list[dict[str, Any]] | None = None, commit: bool = True) -> bool:
+    """Atomically store a step's output items, result and usage; skipped (False) once the response ended or the
+    step completed. With commit=False the caller goes on in the same transaction.
 
     A tool that failed still completes its step (the model gets the error as output); `error` keeps it visible.
     `first_index` skips items an earlier attempt already stored; `replace` rewrites stored output items (by id);
@@ -272,7 +273,7 @@ async def complete_step(session: AsyncSession, response_id: str, seq: int, *, it
         .values(state="completed", result=result, error=error, finished_at=func.now()).returning(col(Step.seq)))
     if row is None or completed is None:
         await session.rollback()
-        return
+        return False
     owner_id, stream = row
     if items:
         first = seq * STEP_STRIDE + first_index
@@ -284,4 +285,6 @@ async def complete_step(session: AsyncSession, response_id: str, seq: int, *, it
                                                  col(Item.id) == data["id"]).values(data=data))
     if events and stream == "true":
         await append_events(session, response_id, events, step_seq=seq)
-    await session.commit()
+    if commit:
+        await session.commit()
+    return True

@@ -40,5 +40,7 @@ async def test_history_from_before_local_steps_still_replays() -> None:
 async def test_a_current_history_replays(stack: Stack) -> None:
     model = await stack.model(Reply(text="hi"))
     body = await create(stack, await stack.new_key(), model=model, input="hello")
-    history = await stack.temporal.get_workflow_handle(body["id"]).fetch_history()
+    handle = stack.temporal.get_workflow_handle(body["id"])
+    await handle.result()  # the whole history: the answer leaves before the workflow's own end
+    history = await handle.fetch_history()
     assert (await replayer().replay_workflow(history)).replay_failure is None

@@ -108,6 +108,6 @@ def decide(state: LoopState, *, max_model_calls: int, max_tool_calls: int | None
         if compact_threshold and context >= compact_threshold and len(state.turns) not in state.compacted_at:
             return CompactContext()
         return CallModel()
-    if last.finish_reason == "length":
-        return Finish(ResponseStatus.INCOMPLETE, "max_output_tokens")
-    return Finish(ResponseStatus.COMPLETED)
+    if last.completes_response:
+        return Finish(ResponseStatus.COMPLETED)
+    return Finish(ResponseStatus.INCOMPLETE, "max_output_tokens")
