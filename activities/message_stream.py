@@ -1,4 +1,4 @@
-"""Streams one model step's assistant text into the event log, coalesced, and safe to retry."""
+"""Streams one model step's assistant text into the event log, written behind the upstream, and safe to retry."""
 
 import asyncio
 import contextlib
@@ -44,28 +44,46 @@ class MessageStream:
         self.coalesce = coalesce_seconds
         self.last_flush = 0.0
         self.lock = asyncio.Lock()
-        self.ticker: asyncio.Task[None] | None = None
+        self.writer: asyncio.Task[None] | None = None
         self.summary_mode = summary_mode
         self.reasoning = ""
         self.reasoning_done = self.reasoning_shown_before = prior.reasoning_shown
 
     async def __aenter__(self) -> "MessageStream":
-        self.ticker = asyncio.create_task(self._tick())
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self.ticker is not None:
-            # Under the lock: cancelling the ticker in the middle of a flush would drop the text it took.
+        if self.writer is None:
+            return
+        if not self.writer.done():
+            # Under the lock: cancelling the writer in the middle of a flush would drop the text it took.
             async with self.lock:
-                self.ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.ticker
+                self.writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):  # the step is failing already, or is done
+            await self.writer
 
-    async def _tick(self) -> None:
-        # Deltas held back by coalescing still go out when the upstream pauses.
-        while True:
-            await asyncio.sleep(self.coalesce)
+    def _write_behind(self) -> None:
+        """Have pending text written now, or as soon as the write in progress is done.
+
+        Text goes out the moment the log is free, so no delta waits while it could be sent; deltas that arrive
+        during a write go together in the next one, so a fast model costs fewer rows than tokens.
+        """
+        if self.writer is not None and self.writer.done():
+            self.writer.result()  # a failed write fails the step
+        if self.pending and (self.writer is None or self.writer.done()):
+            self.writer = asyncio.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        while self.pending:
+            wait = self.last_flush + self.coalesce - time.monotonic()  # an optional floor between writes
+            if wait > 0:
+                await asyncio.sleep(wait)
             await self.flush()
+
+    async def _written(self) -> None:
+        """Wait until every delta taken so far is in the log."""
+        if self.writer is not None:
+            await self.writer
 
     def think(self, delta: str) -> None:
         """Take one upstream reasoning delta."""
@@ -124,8 +142,9 @@ class MessageStream:
             self.pending += send
             if send == delta:  # a delta only partly new to the client shows its text only
                 self.pending_logprobs += logprobs or []
-            if time.monotonic() - self.last_flush >= self.coalesce:
-                await self.flush()
+        if not self.last_flush and self.writer is None:
+            await self.flush()  # the first text is written at once, before reading on
+        self._write_behind()
 
     async def _restart(self) -> None:
         """The attempt disagrees with what the client saw: close that item as incomplete, start anew."""
@@ -164,6 +183,7 @@ class MessageStream:
                      ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
         """After the upstream finished: (message items, closing events, index after them). `item`: the upstream's
         finished message, kept whole (annotations, logprobs) under the id this stream gave it."""
+        await self._written()
         await self.show_reasoning()
         if self.current is not None and not self.reconciler.agrees_at_end():
             await self._restart()

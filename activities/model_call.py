@@ -1,5 +1,6 @@
 """The model-call activity: load the context, call the model (streaming when asked), store what it said."""
 
+import asyncio
 import re
 import time
 from dataclasses import dataclass
@@ -243,6 +244,7 @@ class ModelCallActivity:
                 async with stream:
                     for word in re.findall(r"\S+\s*|\s+", completion["choices"][0]["message"].get("content") or ""):
                         await stream.text(word)
+                        await asyncio.sleep(0)  # as reading a real upstream would: the log's writer takes its turn
             return completion
         content, finish, usage = "", None, None
         logprobs: list[dict[str, Any]] = []

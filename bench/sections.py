@@ -30,7 +30,7 @@ from bench.measure import (
     timed_stream,
 )
 from bench.serialization import serialization
-from bench.stack import OurStack, cpu_seconds, machine_cpu_seconds, rss_bytes
+from bench.stack import OurStack, cpu_seconds, machine_cpu_seconds, rss_bytes, tree_cpu_seconds
 from bench.upstream import TOOL, Behaviour
 from core.settings import Settings
 from core.temporal import connect_temporal
@@ -186,7 +186,8 @@ class Bench:
             before, after = loop.probes
             spent = {k: (v - before[k]) * 1000 / max(loop.completed, 1) for k, v in after.items()}
             rows.append({"workers": n, "per_second": loop.per_second, "errors": loop.errors,
-                         "cpu_ms_per_response": {**spent, "rest": spent["machine"] - spent["api"] - spent["workers"]}})
+                         "cpu_ms_per_response": {**spent, "rest": spent["machine"] - spent["api"] - spent["workers"]
+                                                       - spent["temporal"] - spent["postgres"]}})
         direct = await closed_loop(lambda: timed_direct(self.http, self.upstream, b), self.counts.concurrency,
                                    self.counts.window_s / 3)
         out: dict[str, Any] = {"concurrency": self.counts.concurrency, "window_s": self.counts.window_s,
@@ -342,9 +343,10 @@ class Bench:
 
 
 def _cpu(stack: OurStack) -> dict[str, float]:
-    """CPU seconds used so far by the API, all workers together, and the whole machine."""
+    """CPU seconds used so far by the API, all workers together, Temporal, PostgreSQL and the whole machine."""
     pids = stack.pids()
     return {"api": cpu_seconds(pids.pop("api")), "workers": sum(cpu_seconds(p) for p in pids.values()),
+            **{name: tree_cpu_seconds(pid) for name, pid in stack.services.items()},
             "machine": machine_cpu_seconds()}
 
 

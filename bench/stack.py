@@ -49,6 +49,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process, its children that exited (reaped) and those still running: a PostgreSQL postmaster
+    with its backends, or the Temporal server."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    total = sum(int(f) for f in fields[11:15]) / _TICK  # utime, stime, cutime, cstime
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            child = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(child[1]) == pid:
+            total += (int(child[11]) + int(child[12])) / _TICK
+    return total
+
+
 def machine_cpu_seconds() -> float:
     """Busy CPU time of the whole machine so far (all cores, idle and iowait excluded)."""
     user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
@@ -90,6 +105,7 @@ class OurStack:
     settings: Settings
     env: dict[str, str]
     api_key: str
+    services: dict[str, int]  # the Temporal server's and PostgreSQL's postmaster's process ids
     api: subprocess.Popen[bytes] | None = None
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     _exit: ExitStack = field(default_factory=ExitStack)
@@ -122,6 +138,7 @@ class OurStack:
                             admin_token="adm-" + secrets.token_urlsafe(16))
         temporal = start_dev_server(settings, state_dir / "temporal.log")
         exit_stack.callback(_stop, temporal)
+        postmaster = int((state_dir / "postgres" / "postmaster.pid").read_text().split()[0])
         api_key = "sk-ar-bench-" + secrets.token_urlsafe(16)
         await prepare_database(settings, api_key)
         await ensure_search_attributes(await connect_temporal(settings), settings.temporal_namespace)
@@ -129,7 +146,7 @@ class OurStack:
                "AGENTRUNNER_ADMIN_TOKEN": str(settings.admin_token), "AGENTRUNNER_API_PORT": str(settings.api_port),
                "AGENTRUNNER_STATE_DIR": str(state_dir), "AGENTRUNNER_WORKER_METRICS_PORT": "0",
                **LOOPBACK.env()}  # the scripted tools listen on 127.0.0.1
-        stack = cls(state_dir, settings, env, api_key)
+        stack = cls(state_dir, settings, env, api_key, {"temporal": temporal.pid, "postgres": postmaster})
         exit_stack.callback(stack.scale, 0)
         stack.api = stack._spawn("stack.cli", "api")
         exit_stack.callback(_stop, stack.api)

@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = 0
     log_format: Literal["text", "json"] = "text"
-    stream_coalesce_ms: float = 30.0
+    stream_coalesce_ms: float = 0.0
     sse_keepalive_seconds: float = 15.0
     cache_control_ttls: list[Literal["5m", "1h", "24h"]] = ["5m", "1h"]
     event_retention_seconds: float = 7 * 24 * 3600.0
