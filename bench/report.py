@@ -164,6 +164,12 @@ def _throughput(t: dict[str, Any]) -> list[str]:
         parts = [cpu[k] for k in ("api", "workers", "temporal", "postgres", "rest") if k in cpu]  # older runs: 3
         lines.append(f"| {row['workers']} | {row['per_second']:.1f} | {_x(row['per_second'] / base)} | "
                      f"{row['errors']} | {' / '.join(_ms(v) for v in parts)} |")
+    if "agent" in t:
+        a = t["agent"]
+        cpu = a["cpu_ms_per_response"]
+        parts = [cpu[k] for k in ("api", "workers", "temporal", "postgres", "rest")]
+        lines.append(f"| {a['workers']}, 5-step agent ({a['tool_steps']} tool steps) | {a['per_second']:.1f} | — | "
+                     f"{a['errors']} | {' / '.join(_ms(v) for v in parts)} |")
     peers = "; ".join(f"{label}: " + (f"{t[key + '_per_second']:.1f} responses/s" if key + "_per_second" in t
                                         else NONE) for key, label in PEERS)
     return [*lines, "", f"Same clients straight to the upstream: {t['direct_per_second']:.0f} req/s; {peers}."]

@@ -58,6 +58,7 @@ SMOKE = Counts(single_n=3, slow_n=2, steps=(1, 3), steps_n=2, workers=(1, 2), co
                stream_n=3, in_flight=10, in_flight_latency_ms=3_000, history_steps=(0, 1, 3), serialization_n=20)
 STREAM = Behaviour(tokens=20, token_delay_ms=20)
 OVERHEAD_LATENCIES_MS = (0, 500)
+AGENT_TOOL_STEPS = 2  # a 5-step agent: three model calls around two tool calls
 MCP_CALLS = (1, 3)
 # The peers whose /v1/responses runs remote MCP tools itself: ogx (MCP is its only kind of server-side tool).
 # Neither peer runs a function tool server-side, so the steps section (our registered HTTP tool) measures no peer;
@@ -188,10 +189,24 @@ class Bench:
             rows.append({"workers": n, "per_second": loop.per_second, "errors": loop.errors,
                          "cpu_ms_per_response": {**spent, "rest": spent["machine"] - spent["api"] - spent["workers"]
                                                        - spent["temporal"] - spent["postgres"]}})
+        # A 5-step agent (model, tool, model, tool, model) on two workers: the CPU split the scale-out estimate in
+        # the README multiplies.
+        agent = Behaviour(steps=AGENT_TOOL_STEPS)
+        await self.register(agent)
+        stack.scale(2)
+        await self._wait_for_pollers(2)
+        loop = await closed_loop(lambda: timed_response(self.http, self.ours, agent), self.counts.concurrency,
+                                 self.counts.window_s, probe=lambda: _cpu(stack))
+        before, after = loop.probes
+        spent = {k: (v - before[k]) * 1000 / max(loop.completed, 1) for k, v in after.items()}
+        agent_row = {"workers": 2, "tool_steps": AGENT_TOOL_STEPS, "per_second": loop.per_second,
+                     "errors": loop.errors, "cpu_ms_per_response": {
+                         **spent, "rest": spent["machine"] - spent["api"] - spent["workers"] - spent["temporal"]
+                         - spent["postgres"]}}
         direct = await closed_loop(lambda: timed_direct(self.http, self.upstream, b), self.counts.concurrency,
                                    self.counts.window_s / 3)
         out: dict[str, Any] = {"concurrency": self.counts.concurrency, "window_s": self.counts.window_s,
-                               "rows": rows, "direct_per_second": direct.per_second}
+                               "rows": rows, "agent": agent_row, "direct_per_second": direct.per_second}
         for peer in self.peers:
             got = await closed_loop(partial(timed_response, self.http, peer, b), self.counts.concurrency,
                                     self.counts.window_s / 3)
