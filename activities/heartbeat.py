@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 from collections.abc import Coroutine
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -12,6 +13,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.notifier import EventNotifier
+from activities.upstream import upstream_error
+from core.contracts import StepBudget, UpstreamFailure
 from core.status import TERMINAL_STATUSES
 from db import responses as db
 
@@ -25,6 +28,32 @@ def response_ended(response_id: str, status: str | None) -> ApplicationError:
     """The step's non-retryable failure because its response is already over."""
     return ApplicationError(f"response {response_id} is {status or 'deleted'}; its step stopped",
                             type=RESPONSE_ENDED, non_retryable=True)
+
+
+def _elapsed() -> float:
+    """Seconds since this step's first attempt was scheduled. A step re-run after its worker died is scheduled
+    afresh: a lost worker does not spend the upstream's budget."""
+    return (datetime.now(UTC) - activity.info().scheduled_time).total_seconds()
+
+
+def final_once_spent(err: ApplicationError, budget: StepBudget | None) -> ApplicationError:
+    """A retryable failure as the step's last when the next attempt would start after its budget (Temporal bounds a
+    regular activity's retries by its schedule-to-close timeout; a local one's are bounded here)."""
+    if err.non_retryable or budget is None:
+        return err
+    wait = err.next_retry_delay.total_seconds() if err.next_retry_delay else budget.backoff(activity.info().attempt)
+    if _elapsed() + wait < budget.seconds:
+        return err
+    return ApplicationError(err.message, *err.details, type=err.type, non_retryable=True)
+
+
+def refuse_once_spent(budget: StepBudget | None, step: str) -> None:
+    """Before a retry (after a timeout, say, which is not a failure of ours to make final): fail for good once
+    the step's budget has run out."""
+    if budget is not None and activity.info().attempt > 1 and _elapsed() >= budget.seconds:
+        raise upstream_error(UpstreamFailure(status=504, message=f"{step} did not succeed within its retry budget "
+                                                                 f"of {budget.seconds:g}s", code="timeout"),
+                             retryable=False)
 
 
 async def heartbeating(coro: Coroutine[Any, Any, T]) -> T:

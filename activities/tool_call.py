@@ -12,7 +12,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import mcp_client
 from activities.fetch_guard import check_url
-from activities.heartbeat import StepGuard, response_ended
+from activities.heartbeat import StepGuard, refuse_once_spent, response_ended
 from activities.lifecycle import move_status
 from activities.mcp_tools import mcp_server
 from core.contracts import ToolCallInput, ToolResult
@@ -50,6 +50,7 @@ class ToolCallActivity:
         A model call made the call's `mcp_call` item, which this completes in place; an approved call's item is
         made here (see ToolCallInput) and stored with its result, once.
         """
+        refuse_once_spent(inp.budget, "the tool step")
         async with self.sessions() as s:  # one transaction: the move to in_progress, the step's start, the reads
             response = (await move_status(s, inp.response_id, ResponseStatus.IN_PROGRESS,
                                           only_from=(ResponseStatus.QUEUED,), commit=False)

@@ -15,15 +15,36 @@ class StepPolicy(BaseModel):
     """
 
     max_model_calls: int = Field(16, ge=1, description="model calls per response before it ends incomplete")
-    model_call_timeout_seconds: float = Field(900.0, gt=0, description="one model call attempt's limit")
-    model_max_attempts: int = Field(6, ge=1, description="attempts of one model call (retryable errors)")
-    tool_call_timeout_seconds: float = Field(900.0, gt=0, description="one tool call attempt's limit")
-    tool_max_attempts: int = Field(5, ge=1, description="attempts of one tool step (worker crashes)")
+    model_call_timeout_seconds: float = Field(600.0, gt=0, description="one model call attempt's limit")
+    model_retry_budget_seconds: float = Field(
+        600.0, gt=0, description="how long one model call is retried (retryable errors, timeouts), all attempts and "
+                                 "their backoff together, before the response fails")
+    tool_call_timeout_seconds: float = Field(600.0, gt=0, description="one tool call attempt's limit")
+    tool_retry_budget_seconds: float = Field(
+        600.0, gt=0, description="how long one tool step is retried (a worker that died, an MCP server that could "
+                                 "not list its tools); a tool's own error is the model's answer, not a retry")
     heartbeat_timeout_seconds: float = Field(
         5.0, gt=0, description="how fast a dead worker's step moves on (a regular activity's heartbeat timeout, "
                                "a local one's workflow task timeout)")
     retry_initial_seconds: float = Field(1.0, gt=0, description="first retry delay of a step, doubling after")
     retry_max_seconds: float = Field(30.0, gt=0, description="longest retry delay of a step")
+
+    def budget(self, seconds: float) -> "StepBudget":
+        """A local step's budget of this many seconds, with this policy's backoff."""
+        return StepBudget(seconds=seconds, initial_backoff=self.retry_initial_seconds,
+                          max_backoff=self.retry_max_seconds)
+
+
+class StepBudget(BaseModel):
+    """How long a local step's attempts may go on, and the backoff between them (the step's RetryPolicy)."""
+
+    seconds: float
+    initial_backoff: float
+    max_backoff: float
+
+    def backoff(self, attempt: int) -> float:
+        """The wait before the attempt after `attempt` (exponential, as Temporal's default coefficient of 2)."""
+        return float(min(self.max_backoff, self.initial_backoff * 2 ** (attempt - 1)))
 
 
 class ResponseWorkflowInput(BaseModel):
@@ -55,6 +76,7 @@ class ModelCallInput(BaseModel):
     turn: int
     output_index: int = 0  # where this step's first output item goes in the response's output
     start_response: bool = False  # the first call also moves the response from queued to in_progress
+    budget: StepBudget | None = None  # a local activity's attempts end when it is spent
 
 
 class ModelTurn(BaseModel):
@@ -87,6 +109,7 @@ class ToolCallInput(BaseModel):
     output_index: int = 0
     approval_request_id: str | None = None
     start_response: bool = False  # the response's first step also moves it from queued to in_progress
+    budget: StepBudget | None = None  # a local activity's attempts end when it is spent
 
 
 class ListToolsInput(BaseModel):

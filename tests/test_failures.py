@@ -68,13 +68,18 @@ async def test_upstream_400_fails_at_once_with_its_message(stack: Stack) -> None
     assert listed["error"]["message"] == "Invalid 'messages': too long"
 
 
-async def test_upstream_500_retries_are_bounded(make_stack: StackFactory) -> None:
-    async with make_stack(steps={"model_max_attempts": 3}) as stack:
+async def test_upstream_503_is_retried_until_the_time_budget_runs_out(make_stack: StackFactory) -> None:
+    # Backoff 0.1 s doubling to 0.4 s: a 2 s budget fits a handful of attempts, then the upstream's error shows.
+    async with make_stack(steps={"model_retry_budget_seconds": 2.0, "retry_max_seconds": 0.4}) as stack:
         model = await stack.model(Reply(status=503, error_body={"error": {"message": "overloaded"}}))
         key = await stack.new_key()
+        started = time.monotonic()
         r = await stack.call("POST", "/v1/responses", key, {"model": model, "input": "hi"})
+        took = time.monotonic() - started
         assert r.status_code == 503 and r.json()["error"]["message"] == "overloaded"
-        assert len(stack.upstream.scripts[model].requests) == 3
+        attempts = len(stack.upstream.scripts[model].requests)
+        assert 3 <= attempts <= 10, attempts
+        assert 1.0 <= took < 10, took  # retried for about the budget, then failed for good
 
 
 async def test_failing_and_slow_tools_give_the_model_an_error_result(stack: Stack) -> None:

@@ -8,7 +8,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.compaction import CompactionActivities
     from core.contracts import CompactionFailure, CompactionInput, CompactionWorkflowInput
-    from workflows.response import STATE_RETRY, STATE_TIMEOUT, failure_of, step_retry
+    from workflows.response import STATE_RETRY, STATE_TIMEOUT, failure_of, model_budget, step_retry
 
 
 @workflow.defn(name="CompactionWorkflow")
@@ -23,9 +23,9 @@ class CompactionWorkflow:
             await workflow.execute_activity_method(
                 CompactionActivities.summarize, CompactionInput(compaction_id=inp.compaction_id),
                 start_to_close_timeout=timedelta(seconds=p.model_call_timeout_seconds),
-                schedule_to_close_timeout=timedelta(seconds=p.model_call_timeout_seconds * 2),
+                schedule_to_close_timeout=model_budget(p),
                 heartbeat_timeout=timedelta(seconds=p.heartbeat_timeout_seconds),
-                retry_policy=step_retry(p, p.model_max_attempts), summary=f"compaction · {inp.model}")
+                retry_policy=step_retry(p), summary=f"compaction · {inp.model}")
         except ActivityError as err:
             failure = failure_of(err)
             await workflow.execute_local_activity_method(

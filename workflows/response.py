@@ -54,10 +54,22 @@ STATE_TIMEOUT = timedelta(seconds=30)
 STATE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10))
 
 
-def step_retry(p: StepPolicy, attempts: int) -> RetryPolicy:
-    """A model or tool step's retries: exponential backoff within the policy's bounds."""
+def step_retry(p: StepPolicy) -> RetryPolicy:
+    """A model or tool step's retries: exponential backoff within the policy's bounds (or the upstream's
+    Retry-After), as many attempts as fit the step's time budget (a regular activity's schedule-to-close timeout;
+    a local one ends them itself)."""
     return RetryPolicy(initial_interval=timedelta(seconds=p.retry_initial_seconds),
-                       maximum_interval=timedelta(seconds=p.retry_max_seconds), maximum_attempts=attempts)
+                       maximum_interval=timedelta(seconds=p.retry_max_seconds), maximum_attempts=10_000)
+
+
+def model_budget(p: StepPolicy) -> timedelta:
+    """All attempts of a model call together."""
+    return timedelta(seconds=p.model_retry_budget_seconds)
+
+
+def tool_budget(p: StepPolicy) -> timedelta:
+    """All attempts of a tool step together."""
+    return timedelta(seconds=p.tool_retry_budget_seconds)
 
 
 def _set_status(status: ResponseStatus) -> None:
@@ -69,6 +81,8 @@ def _set_status(status: ResponseStatus) -> None:
 def failure_of(err: FailureError) -> UpstreamFailure:
     """What to show the client for an activity that failed for good."""
     cause = err.cause if isinstance(err, ActivityError) else err
+    if isinstance(cause, StepTimeout) and isinstance(cause.cause, ApplicationError):
+        cause = cause.cause  # the budget ran out while retrying: the client sees the last attempt's error
     if isinstance(cause, ApplicationError) and cause.type == "UpstreamError" and cause.details:
         return UpstreamFailure.model_validate(cause.details[0])
     if isinstance(cause, StepTimeout):
@@ -149,8 +163,9 @@ class ResponseWorkflow:
                     ListToolsInput(response_id=inp.response_id, seq=state.next_seq, server_label=decision.label,
                                    output_index=state.output_count, start_response=state.next_seq == 1),
                     start_to_close_timeout=timedelta(seconds=p.tool_call_timeout_seconds),
+                    schedule_to_close_timeout=tool_budget(p),
                     heartbeat_timeout=timedelta(seconds=p.heartbeat_timeout_seconds),
-                    retry_policy=step_retry(p, p.tool_max_attempts), summary=f"list tools · {decision.label}")
+                    retry_policy=step_retry(p), summary=f"list tools · {decision.label}")
                 state.listed += 1
             elif isinstance(decision, RunApproved):
                 seq, first, starts = state.next_seq, state.output_count, start_in_first_call and state.next_seq == 1
@@ -170,29 +185,30 @@ class ResponseWorkflow:
                     ContextCompactionInput(response_id=inp.response_id, seq=state.next_seq,
                                            output_index=state.output_count),
                     start_to_close_timeout=timedelta(seconds=p.model_call_timeout_seconds),
-                    schedule_to_close_timeout=timedelta(seconds=p.model_call_timeout_seconds * 2),
+                    schedule_to_close_timeout=model_budget(p),
                     heartbeat_timeout=timedelta(seconds=p.heartbeat_timeout_seconds),
-                    retry_policy=step_retry(p, p.model_max_attempts), summary=f"compaction · {inp.model}")
+                    retry_policy=step_retry(p), summary=f"compaction · {inp.model}")
                 state.compacted_at.append(len(state.turns))
 
     async def _call_model(self, inp: ResponseWorkflowInput, call: ModelCallInput) -> ModelTurn:
         p = inp.policy
         if workflow.patched(_LOCAL_STEPS):
+            # No schedule-to-close: on a local activity it turns off the retries' backoff (SDK 1.35); the step
+            # ends its attempts itself once the budget is spent (activities.heartbeat.final_once_spent).
             return await workflow.execute_local_activity_method(
                 ModelCallActivity.call_model,
-                call,
+                call.model_copy(update={"budget": p.budget(p.model_retry_budget_seconds)}),
                 start_to_close_timeout=timedelta(seconds=p.model_call_timeout_seconds),
-                schedule_to_close_timeout=timedelta(seconds=p.model_call_timeout_seconds * 2),
-                retry_policy=step_retry(p, p.model_max_attempts),
+                retry_policy=step_retry(p),
                 summary=f"model call {call.turn} · {inp.model}",
             )
         return await workflow.execute_activity_method(
             ModelCallActivity.call_model,
             call,
             start_to_close_timeout=timedelta(seconds=p.model_call_timeout_seconds),
-            schedule_to_close_timeout=timedelta(seconds=p.model_call_timeout_seconds * 2),
+            schedule_to_close_timeout=model_budget(p),
             heartbeat_timeout=timedelta(seconds=p.heartbeat_timeout_seconds),
-            retry_policy=step_retry(p, p.model_max_attempts),
+            retry_policy=step_retry(p),
             summary=f"model call {call.turn} · {inp.model}",
         )
 
@@ -201,17 +217,18 @@ class ResponseWorkflow:
         if workflow.patched(_LOCAL_STEPS):
             return await workflow.execute_local_activity_method(
                 ToolCallActivity.call_tool,
-                call,
+                call.model_copy(update={"budget": p.budget(p.tool_retry_budget_seconds)}),
                 start_to_close_timeout=timedelta(seconds=p.tool_call_timeout_seconds),
-                retry_policy=step_retry(p, p.tool_max_attempts),
+                retry_policy=step_retry(p),
                 summary=f"tool {call.name}",
             )
         return await workflow.execute_activity_method(
             ToolCallActivity.call_tool,
             call,
             start_to_close_timeout=timedelta(seconds=p.tool_call_timeout_seconds),
+            schedule_to_close_timeout=tool_budget(p),
             heartbeat_timeout=timedelta(seconds=p.heartbeat_timeout_seconds),
-            retry_policy=step_retry(p, p.tool_max_attempts),
+            retry_policy=step_retry(p),
             summary=f"tool {call.name}",
         )
 

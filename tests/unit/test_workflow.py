@@ -165,11 +165,11 @@ class Run:
 
     def model(self, seq: int, turn: int, output_index: int = 0, start_response: bool = False) -> ModelCallInput:
         return ModelCallInput(response_id=self.response_id, seq=seq, turn=turn, output_index=output_index,
-                              start_response=start_response)
+                              start_response=start_response, budget=POLICY.budget(POLICY.model_retry_budget_seconds))
 
     def tool(self, seq: int, call_id: str, name: str, output_index: int) -> ToolCallInput:
         return ToolCallInput(response_id=self.response_id, seq=seq, call_id=call_id, name=name,
-                             output_index=output_index)
+                             output_index=output_index, budget=POLICY.budget(POLICY.tool_retry_budget_seconds))
 
     def final(self, status: ResponseStatus, reason: str | None = None,
               error: UpstreamFailure | None = None) -> FinalizeInput:
@@ -276,16 +276,19 @@ async def test_retryable_upstream_error_is_retried_then_completes(env: WorkflowE
     assert run.stubs.finalized == [run.final(ResponseStatus.COMPLETED)]
 
 
-async def test_retries_stop_at_model_max_attempts(env: WorkflowEnvironment) -> None:
+async def test_a_final_failure_ends_the_retries(env: WorkflowEnvironment) -> None:
+    # The step makes its failure final once its budget is spent (activities.heartbeat.final_once_spent; the
+    # stack test in test_failures shows that): the workflow then stops retrying and fails the response.
     down = UpstreamFailure(status=503, message="upstream down")
 
-    async def always_down(inp: ModelCallInput) -> ModelTurn:
-        raise upstream_error(down, retryable=True)
+    async def down_then_final(inp: ModelCallInput) -> ModelTurn:
+        raise upstream_error(down, retryable=activity.info().attempt < 3)
 
-    run = Run(env, Stubs([always_down]))
+    run = Run(env, Stubs([down_then_final]))
     with pytest.raises(WorkflowFailureError):
-        await run.execute(policy=POLICY.model_copy(update={"model_max_attempts": 2}))
-    assert [attempt for _, attempt in run.stubs.model_calls] == [1, 2]
+        await run.execute()
+    assert [attempt for _, attempt in run.stubs.model_calls] == [1, 2, 3]
+    assert run.stubs.model_inputs[0].budget == POLICY.budget(POLICY.model_retry_budget_seconds)
     assert run.stubs.finalized == [run.final(ResponseStatus.FAILED, error=down)]
 
 
