@@ -87,7 +87,9 @@ def base_settings(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Sett
         admin_token=ADMIN_TOKEN,
         upstream_base_url=None,
         upstream_api_key=None,
-        steps=StepPolicy(retry_initial_seconds=0.1, retry_max_seconds=1.0, heartbeat_timeout_seconds=2.0),
+        # Fast retries and dead-worker detection; budgets that keep a test whose step never succeeds short.
+        steps=StepPolicy(retry_initial_seconds=0.1, retry_max_seconds=1.0, heartbeat_timeout_seconds=2.0,
+                         model_retry_budget_seconds=20.0, tool_retry_budget_seconds=20.0),
         reconcile_interval_seconds=3600,
         max_body_bytes=64 * 1024,
         fetch=LOOPBACK,  # the scripted tools and MCP servers listen on 127.0.0.1

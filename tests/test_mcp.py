@@ -131,11 +131,14 @@ async def test_an_unregistered_label_without_url_is_a_404(stack: Stack) -> None:
     assert r.json()["error"]["param"] == "tools[0].server_label"
 
 
-async def test_an_unreachable_server_fails_the_response_with_424(stack: Stack) -> None:
-    model = await stack.model(Reply(text="never called"))
-    tool = {"type": "mcp", "server_label": "gone", "server_url": "http://127.0.0.1:9/mcp", "require_approval": "never"}
-    r = await stack.call("POST", "/v1/responses", await stack.new_key(), {"model": model, "input": "x",
-                                                                          "tools": [tool]})
-    assert r.status_code == 424, r.text
-    assert "gone" in r.json()["error"]["message"] and stack.upstream.scripts[model].requests == []
+async def test_an_unreachable_server_fails_the_response_with_424(make_stack: StackFactory) -> None:
+    # Listing is retried like any step until its time budget runs out, then the response fails.
+    async with make_stack(steps={"tool_retry_budget_seconds": 2.0}) as stack:
+        model = await stack.model(Reply(text="never called"))
+        tool = {"type": "mcp", "server_label": "gone", "server_url": "http://127.0.0.1:9/mcp",
+                "require_approval": "never"}
+        r = await stack.call("POST", "/v1/responses", await stack.new_key(), {"model": model, "input": "x",
+                                                                              "tools": [tool]})
+        assert r.status_code == 424, r.text
+        assert "gone" in r.json()["error"]["message"] and stack.upstream.scripts[model].requests == []
     assert ADMIN_TOKEN  # (the admin token is shared by every stack in this module)
