@@ -1,5 +1,6 @@
-"""Keep a step's I/O answerable while it runs: a regular activity heartbeats (cancellation and dead workers are
-noticed through Temporal); a local one watches its response row, woken by NOTIFY, and stops when it ends."""
+"""A running step's link to the world: a regular activity heartbeats (cancellation and dead workers are noticed
+through Temporal); a local one watches its response row, woken by NOTIFY, and stops when it ends; and a local
+step's retry budget, which it enforces itself."""
 
 import asyncio
 import contextlib

@@ -59,6 +59,8 @@ def step_retry(p: StepPolicy) -> RetryPolicy:
     Retry-After), as many attempts as fit the step's time budget (a regular activity's schedule-to-close timeout;
     a local one ends them itself)."""
     return RetryPolicy(initial_interval=timedelta(seconds=p.retry_initial_seconds),
+                       # Time bounds the attempts; this cap only stands for "unbounded" in a form local
+                       # activities are known to back off with here (checked with 12 attempts, not with 0).
                        maximum_interval=timedelta(seconds=p.retry_max_seconds), maximum_attempts=10_000)
 
 
