@@ -13,11 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.lifecycle import move_status
 from activities.notifier import EventNotifier
 from activities.upstream import upstream_error
 from core.contracts import StepBudget, UpstreamFailure
-from core.status import TERMINAL_STATUSES
+from core.status import TERMINAL_STATUSES, ResponseStatus
 from db import responses as db
+from db.tables import Response
 
 T = TypeVar("T")
 
@@ -35,6 +37,22 @@ def _elapsed() -> float:
     """Seconds since this step's first attempt was scheduled. A step re-run after its worker died is scheduled
     afresh: a lost worker does not spend the upstream's budget."""
     return (datetime.now(UTC) - activity.info().scheduled_time).total_seconds()
+
+
+async def open_step(session: AsyncSession, response_id: str, seq: int, *,
+                    start_response: bool) -> tuple[Response, None] | tuple[None, dict[str, Any]]:
+    """A local step's first reads, staged on the caller's transaction: (the open response, None), moved to
+    in_progress by its first step; or (None, the stored result) for a replay after the response ended. A response
+    that is gone or ended, with nothing stored for this step, is `response_ended`."""
+    moved = await move_status(session, response_id, ResponseStatus.IN_PROGRESS, only_from=(ResponseStatus.QUEUED,),
+                              commit=False) if start_response else None
+    response = moved or await db.get_response(session, response_id)
+    if response is not None and response.status not in TERMINAL_STATUSES:
+        return response, None
+    done = await db.completed_step_result(session, response_id, seq) if response else None
+    if done is None:
+        raise response_ended(response_id, response.status if response else None)
+    return None, done
 
 
 def final_once_spent(err: ApplicationError, budget: StepBudget | None) -> ApplicationError:

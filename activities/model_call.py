@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.heartbeat import StepGuard, final_once_spent, refuse_once_spent, response_ended
+from activities.heartbeat import StepGuard, final_once_spent, open_step, refuse_once_spent
 from activities.lifecycle import move_status, observe_end
 from activities.message_stream import MessageStream
 from activities.payloads import build_payload, build_responses_payload
@@ -38,7 +38,7 @@ from core.metrics import Metrics
 from core.model_target import ModelTarget
 from core.responses_items import finish_reason, is_pending_call, output_to_items
 from core.settings import Settings
-from core.status import OPEN_STATUSES, TERMINAL_STATUSES, ResponseStatus
+from core.status import OPEN_STATUSES, ResponseStatus
 from core.stream_events import PriorStep, call_events, item_events
 from core.usage import Usage
 from db import responses as db
@@ -110,14 +110,9 @@ class ModelCallActivity:
         """Call the model for one turn; a retry after the step completed returns the stored turn."""
         refuse_once_spent(inp.budget, "the model call")
         async with self.sessions() as s:  # one transaction: the move to in_progress, the step's start, the reads
-            response = (await move_status(s, inp.response_id, ResponseStatus.IN_PROGRESS,
-                                          only_from=(ResponseStatus.QUEUED,), commit=False)
-                        if inp.start_response else None) or await db.get_response(s, inp.response_id)
-            if response is None or response.status in TERMINAL_STATUSES:
-                done = await db.completed_step_result(s, inp.response_id, inp.seq) if response else None
-                if done is not None:  # a replay after the response ended
-                    return ModelTurn.model_validate(done)
-                raise response_ended(inp.response_id, response.status if response else None)
+            response, done = await open_step(s, inp.response_id, inp.seq, start_response=inp.start_response)
+            if response is None:  # a replay after the response ended
+                return ModelTurn.model_validate(done)
             done = await db.begin_step(s, inp.response_id, inp.seq, "model_call")
             if done is not None:
                 return ModelTurn.model_validate(done)

@@ -12,14 +12,12 @@ from temporalio.exceptions import ApplicationError
 
 from activities import mcp_client
 from activities.fetch_guard import check_url
-from activities.heartbeat import StepGuard, refuse_once_spent, response_ended
-from activities.lifecycle import move_status
+from activities.heartbeat import StepGuard, open_step, refuse_once_spent
 from activities.mcp_tools import mcp_server
 from core.contracts import ToolCallInput, ToolResult
 from core.fetch_policy import FetchRefused
 from core.metrics import Metrics
 from core.settings import Settings
-from core.status import TERMINAL_STATUSES, ResponseStatus
 from core.stream_events import (
     SERVER_LABEL,
     approved_call,
@@ -52,14 +50,9 @@ class ToolCallActivity:
         """
         refuse_once_spent(inp.budget, "the tool step")
         async with self.sessions() as s:  # one transaction: the move to in_progress, the step's start, the reads
-            response = (await move_status(s, inp.response_id, ResponseStatus.IN_PROGRESS,
-                                          only_from=(ResponseStatus.QUEUED,), commit=False)
-                        if inp.start_response else None) or await db.get_response(s, inp.response_id)
-            if response is None or response.status in TERMINAL_STATUSES:
-                done = await db.completed_step_result(s, inp.response_id, inp.seq) if response else None
-                if done is not None:  # a replay after the response ended
-                    return ToolResult.model_validate(done)
-                raise response_ended(inp.response_id, response.status if response else None)
+            response, done = await open_step(s, inp.response_id, inp.seq, start_response=inp.start_response)
+            if response is None:  # a replay after the response ended
+                return ToolResult.model_validate(done)
             if inp.approval_request_id:
                 call = approved_call(inp.call_id, response.request, inp.approval_request_id)
             else:
