@@ -80,6 +80,9 @@ class EventNotifier:
                     await conn.execute(f"LISTEN {EVENTS_CHANNEL}")
                     await conn.execute(f"LISTEN {ENDED_CHANNEL}")
                     self.listening = True
+                    # A waiter that read just before LISTEN took hold, and then stopped polling, would miss what
+                    # committed in between: everyone looks once more.
+                    self._wake_all()
                     async for note in conn.notifies():
                         self._deliver(note.channel, note.payload)
             except asyncio.CancelledError:
@@ -91,6 +94,9 @@ class EventNotifier:
             finally:
                 if self.listening:  # wake everyone, to look for themselves and poll until it is back
                     self.listening = False
-                    for waiters in self.waiters.values():
-                        for wake in waiters:
-                            wake.set()
+                    self._wake_all()
+
+    def _wake_all(self) -> None:
+        for waiters in self.waiters.values():
+            for wake in waiters:
+                wake.set()

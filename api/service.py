@@ -26,6 +26,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.lifecycle import move_status
 from activities.notifier import EventNotifier
+from api.errors import outage
 from api.prepare import prepare, prepare_compaction, same_request
 from core import search_attributes as sa
 from core.contracts import CompactionWorkflowInput, ResponseOutcome, ResponseWorkflowInput
@@ -130,7 +131,7 @@ class ResponseService:
             log.exception("could not start workflow %s", row.id)
             if delete_on_failure:
                 await db.delete_response(s, row.id)
-            raise ServiceUnavailable("The response could not be started; retry shortly.") from exc
+            raise outage(exc) or ServiceUnavailable("The response could not be started; retry shortly.") from exc
         log.info("response started (model %s)", row.model, extra={"response_id": row.id})
 
     async def compact(self, s: AsyncSession, owner_id: str, body: Any) -> Compaction:
@@ -179,8 +180,16 @@ class ResponseService:
                     if workflow_ended.done():
                         break
                     wake.clear()
-                    current = await db.get_response(s, row.id)
-                    await s.commit()
+                    try:
+                        current = await db.get_response(s, row.id)
+                        await s.commit()
+                    except Exception as exc:
+                        # The response is accepted and runs on: a database outage while waiting is waited out
+                        # (the workflow's end is awaited beside), not answered as a failure of the request.
+                        if outage(exc) is None:
+                            raise
+                        await s.rollback()
+                        continue
                     if current is None or current.status in TERMINAL_STATUSES:
                         break
         finally:

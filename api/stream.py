@@ -6,11 +6,13 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from activities.notifier import EventNotifier
+from api.errors import outage
 from core.status import TERMINAL_STATUSES
 from core.stream_events import TERMINAL_EVENT_TYPES
 from db import responses as db
@@ -33,6 +35,18 @@ class EventRelay:
         return EventSourceResponse(self.events(response_id, after, discard_at_end=discard_at_end),
                                    ping=self.keepalive_seconds, sep="\n")
 
+    async def _read(self, response_id: str, after: int) -> tuple[list[dict[str, Any]], bool]:
+        """The events after `after`, and whether the response has ended (or is gone) with nothing more to send."""
+        async with self.sessions() as s:
+            events = await events_after(s, response_id, after)
+            if events:
+                return events, False
+            row = await db.get_response(s, response_id)
+            if row is not None and row.status not in TERMINAL_STATUSES:
+                return [], False
+            # The terminal event commits with the status, possibly just after the first read.
+            return await events_after(s, response_id, after), True
+
     async def events(self, response_id: str, after: int, *,
                      discard_at_end: bool = False) -> AsyncIterator[ServerSentEvent]:
         """Replay events after `after`, then follow the log live until the terminal event.
@@ -42,15 +56,14 @@ class EventRelay:
         with self.notifier.subscribe(response_id) as wake:
             while True:
                 wake.clear()  # cleared before reading, so a NOTIFY during the read is not lost
-                async with self.sessions() as s:
-                    events = await events_after(s, response_id, after)
-                    ended = False
-                    if not events:
-                        row = await db.get_response(s, response_id)
-                        ended = row is None or row.status in TERMINAL_STATUSES
-                        if ended:
-                            # The terminal event commits with the status, possibly just after the first read.
-                            events = await events_after(s, response_id, after)
+                try:
+                    events, ended = await self._read(response_id, after)
+                except Exception as exc:
+                    # A database outage pauses the stream (keep-alives still flow) instead of cutting it.
+                    if outage(exc) is None:
+                        raise
+                    await asyncio.sleep(self.notifier.poll_seconds)
+                    continue
                 for event in events:
                     terminal = event["type"] in TERMINAL_EVENT_TYPES
                     if terminal and discard_at_end:

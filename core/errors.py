@@ -44,6 +44,11 @@ class AgentRunnerError(Exception):
         """The envelope's `type`."""
         return error_type_for(self.http_status)
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """Headers the answer carries besides the body."""
+        return {}
+
     def envelope(self) -> dict[str, Any]:
         """The OpenAI-style body."""
         return {"error": {"message": self.message, "type": self.error_type, "param": self.param, "code": self.code}}
@@ -82,7 +87,17 @@ class PayloadTooLarge(AgentRunnerError):
 
 
 class ServiceUnavailable(AgentRunnerError):
+    """A dependency (PostgreSQL, Temporal) is out of reach: nothing was accepted, and the client may retry."""
+
     status = 503
+
+    def __init__(self, message: str, *, retry_after: int = 2, code: str | None = "service_unavailable") -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class UpstreamError(AgentRunnerError):

@@ -13,10 +13,11 @@ from core import search_attributes
 from core.settings import Settings
 
 
-async def connect_temporal(settings: Settings) -> Client:
-    """A client with the pydantic data converter, as every client and worker must use."""
+async def connect_temporal(settings: Settings, *, lazy: bool = False) -> Client:
+    """A client with the pydantic data converter, as every client and worker must use; `lazy` connects on first
+    use instead of failing now when the server is unreachable."""
     return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
-                                data_converter=pydantic_data_converter)
+                                data_converter=pydantic_data_converter, lazy=lazy)
 
 
 async def ensure_search_attributes(client: Client, namespace: str, ready_within: float = 30.0) -> list[str]:

