@@ -3,6 +3,8 @@
 Not durable (no workflow): one upstream call, relayed as it comes, including its errors and its stream.
 """
 
+import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -38,7 +40,7 @@ async def chat_completions(request: Request, owner: Owner, s: Db, settings: AppS
     target = await require_model(s, settings, body["model"], owner)
     if target.base_url is None:
         return _scripted(body)
-    return await _relay(http, target, body, settings.upstream_timeout_seconds)
+    return await _relay(http, target, body, settings.upstream_timeout_seconds, settings.sse_keepalive_seconds)
 
 
 def _scripted(body: dict[str, Any]) -> Response:
@@ -66,7 +68,7 @@ def _scripted(body: dict[str, Any]) -> Response:
 
 
 async def _relay(http: httpx.AsyncClient, target: ModelTarget, body: dict[str, Any],
-                 timeout_seconds: float) -> Response:
+                 timeout_seconds: float, keepalive_seconds: float) -> Response:
     forwarded = {**body, "model": target.upstream_model}
     if body.get("stream"):  # usage on every stream, so token and cache accounting never misses one
         forwarded["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
@@ -84,12 +86,41 @@ async def _relay(http: httpx.AsyncClient, target: ModelTarget, body: dict[str, A
             raise UpstreamError.from_failure(f.model_dump(), f.message)
         return Response(content, status_code=resp.status_code, media_type="application/json")
 
-    async def chunks() -> AsyncIterator[bytes]:
+    return StreamingResponse(_with_keepalive(resp, keepalive_seconds), media_type="text/event-stream")
+
+
+async def _with_keepalive(resp: httpx.Response, keepalive_seconds: float) -> AsyncIterator[bytes]:
+    """The upstream's SSE bytes as they come, with a `: ping` comment after each `keepalive_seconds` of silence.
+
+    A comment goes only between events, never inside one the upstream has begun to send.
+    """
+    queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+    async def pump() -> None:
         try:
             async for chunk in resp.aiter_raw():
-                yield chunk
+                await queue.put(chunk)
         finally:
-            await resp.aclose()
+            await queue.put(None)
 
-    return StreamingResponse(chunks(), media_type="text/event-stream")
-
+    # The read runs on its own so that a timeout waiting for the next chunk never cancels a read in progress.
+    reader = asyncio.create_task(pump())
+    at_boundary = True
+    try:
+        while True:
+            try:
+                chunk = await asyncio.wait_for(queue.get(), keepalive_seconds)
+            except TimeoutError:
+                if at_boundary:
+                    yield b": ping\n\n"
+                continue
+            if chunk is None:
+                break
+            at_boundary = chunk.endswith((b"\n\n", b"\r\n\r\n"))
+            yield chunk
+        await reader  # re-raises a failed read
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+        await resp.aclose()
