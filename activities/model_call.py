@@ -112,10 +112,10 @@ class ModelCallActivity:
         async with self.sessions() as s:  # one transaction: the move to in_progress, the step's start, the reads
             response, done = await open_step(s, inp.response_id, inp.seq, start_response=inp.start_response)
             if response is None:  # a replay after the response ended
-                return ModelTurn.model_validate(done)
+                return ModelTurn.model_validate({**(done or {}), "response_id": inp.response_id})
             done = await db.begin_step(s, inp.response_id, inp.seq, "model_call")
             if done is not None:
-                return ModelTurn.model_validate(done)
+                return ModelTurn.model_validate({**done, "response_id": inp.response_id})
             target = await resolve_model(s, self.settings, response.model)
             context = await db.context_items(s, inp.response_id)
             summaries = await completed_summaries(s, response.owner_id, context)
@@ -160,6 +160,7 @@ class ModelCallActivity:
         first = inp.output_index + partials  # the output index of the step's first final item
         turn = ModelTurn(
             seq=inp.seq,
+            response_id=inp.response_id,
             tool_calls=[ToolCallRef(call_id=c.get("call_id") or c["id"], name=c["name"],
                                     server_side=c["type"] == "mcp_call", output_index=first + k)
                         for k, c in enumerate(step.items) if is_pending_call(c)],

@@ -52,7 +52,7 @@ class ToolCallActivity:
         async with self.sessions() as s:  # one transaction: the move to in_progress, the step's start, the reads
             response, done = await open_step(s, inp.response_id, inp.seq, start_response=inp.start_response)
             if response is None:  # a replay after the response ended
-                return ToolResult.model_validate(done)
+                return ToolResult.model_validate({**(done or {}), "response_id": inp.response_id})
             if inp.approval_request_id:
                 call = approved_call(inp.call_id, response.request, inp.approval_request_id)
             else:
@@ -63,7 +63,7 @@ class ToolCallActivity:
             done = await db.begin_step(s, inp.response_id, inp.seq, "tool_call", tool_name=name, call_id=inp.call_id)
             if done is not None:
                 await s.commit()  # the move to in_progress, if this attempt made it
-                return ToolResult.model_validate(done)
+                return ToolResult.model_validate({**done, "response_id": inp.response_id})
             tool = (await tools_by_name(s, [name])).get(name) if label == SERVER_LABEL else None
             remote = await mcp_server(s, response.request, label) if label != SERVER_LABEL else None
             await s.commit()
@@ -81,7 +81,7 @@ class ToolCallActivity:
         if error is not None:
             self.metrics.tool_call_errors.labels(name).inc()
             activity.logger.warning("tool %s failed: %s", name, error)
-        result = ToolResult(seq=inp.seq, call_id=inp.call_id, ok=error is None)
+        result = ToolResult(seq=inp.seq, response_id=inp.response_id, call_id=inp.call_id, ok=error is None)
         # Clients see one item per server-side call, with its result.
         done = mcp_call_done(call, output, None if error is None else tool_error(error))
         events = mcp_call_finished(inp.output_index, done)

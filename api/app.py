@@ -15,7 +15,7 @@ from api.body_limit import BodySizeLimit
 from api.errors import install_error_handlers
 from api.openapi import install_openapi
 from api.request_metrics import RequestMetrics
-from api.routes import admin, chat, conversations, models, responses
+from api.routes import admin, chat, codec, conversations, health, models, responses
 from api.service import ResponseService
 from api.stream import EventRelay
 from core.metrics import Metrics
@@ -59,13 +59,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
-        temporal = await connect_temporal(settings)
+        # Lazily: the API starts, answers 503 and reports not ready while Temporal is unreachable, and connects
+        # when it comes (likewise PostgreSQL: the engine's pool connects on use).
+        temporal = await connect_temporal(settings, lazy=True)
         sessions = session_factory(engine)
         notifier = EventNotifier(database_url(settings))
         await notifier.start()
         service = ResponseService(sessions, temporal, settings, notifier)
         http = httpx.AsyncClient(timeout=settings.upstream_timeout_seconds)
         app.state.settings, app.state.sessions, app.state.service = settings, sessions, service
+        app.state.engine = engine
         app.state.relay = EventRelay(sessions, notifier, settings.sse_keepalive_seconds)
         app.state.http = http
         sweeper = asyncio.create_task(_sweep_forever(service, settings))
@@ -84,14 +87,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
     install_error_handlers(app, metrics)
-    for module in (responses, conversations, chat, models, admin):
+    for module in (responses, conversations, chat, models, admin, health):
         app.include_router(module.router)
+    codec.install(app, settings)  # the Temporal UI's remote codec, with its own CORS
     install_openapi(app, [CreateResponseRequest, CompactRequest, CreateConversationRequest,
                           UpdateConversationRequest, AddItemsRequest])
-
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:

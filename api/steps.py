@@ -6,13 +6,11 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.contracts import StepKind, StepState
 from core.errors import NotFound
 from core.usage import Usage
 from db import responses as db
 from db.tables import Response, Step
-
-StepKind = Literal["model_call", "tool_call", "compaction", "list_tools"]
-StepState = Literal["running", "completed", "failed", "cancelled"]
 
 
 class StepObject(BaseModel):

@@ -1,6 +1,8 @@
 """Typed inputs and results passed through Temporal. Kept small: big payloads live in PostgreSQL."""
 
 import json
+from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -83,6 +85,7 @@ class ModelTurn(BaseModel):
     """What a model call produced, as much as the loop needs to decide what comes next."""
 
     seq: int
+    response_id: str | None = None  # so a decoded history finds the step's content (None in older histories)
     tool_calls: list[ToolCallRef] = []
     finish_reason: str | None = None
     output_items: int = 0
@@ -126,6 +129,7 @@ class ToolResult(BaseModel):
     """Outcome of a server-side tool call; the output itself is stored as an item."""
 
     seq: int
+    response_id: str | None = None  # so a decoded history finds the step's content (None in older histories)
     call_id: str
     ok: bool
 
@@ -207,3 +211,30 @@ class ContextCompactionInput(BaseModel):
     response_id: str
     seq: int
     output_index: int
+
+
+StepKind = Literal["model_call", "tool_call", "compaction", "list_tools"]
+StepState = Literal["running", "completed", "failed", "cancelled"]
+
+
+class TraceStep(BaseModel):
+    """One step as the workflow ran it. Ids and names only: what it was given and gave is in PostgreSQL (the steps
+    API with `include=step_details`, the codec endpoint)."""
+
+    seq: int
+    kind: StepKind
+    name: str  # the model (a model call, a compaction), the tool, or the MCP server whose tools are listed
+    status: StepState
+    turn: int | None = None  # a model call's number
+    started_at: datetime  # workflow time (workflow.now()) when the workflow scheduled it
+    ended_at: datetime | None = None  # workflow time when the workflow learned of its end
+    item_ids: list[str] = []  # a tool call: its call's item id; a model call: the calls it asked for
+    ok: bool | None = None  # a tool call: whether the tool answered without an error
+
+
+class StepTrace(BaseModel):
+    """What the response workflow's `steps` query answers: its steps so far and its current details."""
+
+    response_id: str
+    details: str
+    steps: list[TraceStep] = []

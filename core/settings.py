@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     admin_token: str | None = None
+    # The Temporal UI's remote codec (api/routes/codec.py): loopback callers without a token (`dev` turns it on),
+    # and the UI origins its CORS answers.
+    codec_allow_loopback: bool = False
+    codec_cors_origins: list[str] = ["http://127.0.0.1:8233", "http://localhost:8233"]
     max_body_bytes: int = 4 * 1024 * 1024
 
     upstream_base_url: str | None = Field(

@@ -81,6 +81,15 @@ async def output_items(session: AsyncSession, response_id: str) -> list[dict[str
     return list(rows)
 
 
+async def input_items(session: AsyncSession, response_id: str) -> list[dict[str, Any]]:
+    """A response's own input items, in order."""
+    rows = await session.scalars(
+        select(col(Item.data)).where(col(Item.response_id) == response_id, col(Item.direction) == "input")
+        .order_by(col(Item.position))
+    )
+    return list(rows)
+
+
 async def input_items_page(session: AsyncSession, response_id: str, *, after: str | None, before: str | None,
                            limit: int, order: str) -> tuple[list[dict[str, Any]], bool]:
     """One page of a response's input items and whether more follow."""

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from api.routes.codec import CODEC_PATH
 from core.fetch_policy import LOOPBACK
 from core.settings import Settings
 from core.temporal import connect_temporal, ensure_search_attributes
@@ -50,13 +51,28 @@ async def _register_search_attributes(settings: Settings) -> list[str]:
     return [f"search attribute {name}" for name in added]
 
 
+def codec_endpoint(settings: Settings) -> str:
+    """The API's codec routes as the dev server's Web UI calls them, from a browser on this machine."""
+    host = "127.0.0.1" if settings.api_host in ("0.0.0.0", "::", "") else settings.api_host
+    return f"http://{host}:{settings.api_port}{CODEC_PATH}"
+
+
+def codec_env(settings: Settings) -> dict[str, str]:
+    """The API settings the dev UI's codec needs, unless the operator set them: loopback callers are let in without
+    a token, and the UI's origins get CORS."""
+    port = settings.temporal_ui_port
+    wanted = {"AGENTRUNNER_CODEC_ALLOW_LOOPBACK": "true",
+              "AGENTRUNNER_CODEC_CORS_ORIGINS": json.dumps([f"http://127.0.0.1:{port}", f"http://localhost:{port}"])}
+    return {name: value for name, value in wanted.items() if name not in os.environ}
+
+
 def _banner(settings: Settings, creds: dict[str, str], db_url: str, metrics_ports: list[int]) -> str:
     base = f"http://{settings.api_host}:{settings.api_port}"
     key = creds["api_key"]
     return f"""
 agentrunner is running
   API           {base}/v1
-  Temporal UI   http://127.0.0.1:{settings.temporal_ui_port}
+  Temporal UI   http://127.0.0.1:{settings.temporal_ui_port}  (decodes step content through {codec_endpoint(settings)})
   Metrics       {base}/metrics{"".join(f", 127.0.0.1:{p}/metrics" for p in metrics_ports)}
   Database      {db_url}
   API key       {key}
@@ -103,7 +119,7 @@ def run_dev(settings: Settings, workers: int = 2, temporal_port: int = 7233, met
     if not external_temporal():
         settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{temporal_port}"})
         print("starting Temporal dev server …", flush=True)
-        children.append(start_dev_server(settings, logs / "temporal.log"))
+        children.append(start_dev_server(settings, logs / "temporal.log", ui_codec_endpoint=codec_endpoint(settings)))
     try:
         applied = asyncio.run(prepare_database(settings, creds["api_key"]))
         applied += asyncio.run(_register_search_attributes(settings))
@@ -111,7 +127,8 @@ def run_dev(settings: Settings, workers: int = 2, temporal_port: int = 7233, met
             print(f"applied migrations: {', '.join(applied)}", flush=True)
         # `dev` may reach loopback MCP servers and tools unless the operator set a policy of their own.
         fetch = {} if settings.fetch.allowed_hosts or settings.fetch.allowed_networks else LOOPBACK.env()
-        env = {**os.environ, **fetch, "DATABASE_URL": db_url, "TEMPORAL_ADDRESS": settings.temporal_address,
+        env = {**os.environ, **fetch, **codec_env(settings), "DATABASE_URL": db_url,
+               "TEMPORAL_ADDRESS": settings.temporal_address,
                "AGENTRUNNER_ADMIN_TOKEN": creds["admin_token"],
                "AGENTRUNNER_STATE_DIR": str(settings.state_dir.resolve())}
         children.append(subprocess.Popen([sys.executable, "-m", "stack.cli", "api"], env=env))

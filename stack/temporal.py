@@ -45,8 +45,10 @@ def wait_for_port(host: str, port: int, timeout: float) -> None:
         time.sleep(0.1)
 
 
-def start_dev_server(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
-    """Start `temporal server start-dev` with a SQLite file under the state dir and wait until it serves."""
+def start_dev_server(settings: Settings, log_path: Path, *, ui_codec_endpoint: str | None = None,
+                     ) -> subprocess.Popen[bytes]:
+    """Start `temporal server start-dev` with a SQLite file under the state dir and wait until it serves; its Web UI
+    decodes payloads through `ui_codec_endpoint` when given (the API's codec routes)."""
     host, _, port = settings.temporal_address.rpartition(":")
     db_file = settings.state_dir.resolve() / "temporal.db"
     db_file.parent.mkdir(parents=True, exist_ok=True)
@@ -57,7 +59,8 @@ def start_dev_server(settings: Settings, log_path: Path) -> subprocess.Popen[byt
          "--namespace", settings.temporal_namespace, "--log-level", "warn",
          # WAL without a sync per commit: a dev server, where a lost last write is acceptable and
          # every workflow step otherwise waits on an fsync.
-         "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal", *dev_server_args()],
+         "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal", *dev_server_args(),
+         *(["--ui-codec-endpoint", ui_codec_endpoint] if ui_codec_endpoint else [])],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:

@@ -98,6 +98,10 @@ async def test_dev_starts_the_whole_stack_and_keeps_state(tmp_path: Path) -> Non
         created.update(r.json())
         assert created["status"] == "completed" and "Hello!" in created["output"][0]["content"][0]["text"]
         assert (await http.get(f"http://127.0.0.1:{ui_port}/")).status_code == 200
+        # The dev UI decodes through the API's codec, which trusts this loopback caller without a token.
+        ui_settings = (await http.get(f"http://127.0.0.1:{ui_port}/api/v1/settings")).json()
+        assert ui_settings["Codec"]["Endpoint"] == base + "/codec"
+        assert (await http.post(base + "/codec/decode", json={"payloads": []})).json() == {"payloads": []}
         assert "agentrunner_http_requests_total" in (await http.get(base + "/metrics")).text
         worker_metrics = (await http.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
         assert 'agentrunner_model_call_seconds_count{model="agentrunner-scripted"} 1.0' in worker_metrics

@@ -25,7 +25,9 @@ with workflow.unsafe.imports_passed_through():
         ModelTurn,
         ResponseOutcome,
         ResponseWorkflowInput,
+        StepKind,
         StepPolicy,
+        StepTrace,
         ToolCallInput,
         ToolResult,
         UpstreamFailure,
@@ -42,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         RunTools,
         decide,
     )
+    from workflows.trace import Trace
 
 _START_IN_FIRST_CALL = "start-in-first-model-call"
 # Model and tool steps run as local activities: a loop runs inside few workflow tasks, each step recorded as a
@@ -94,11 +97,30 @@ def failure_of(err: FailureError) -> UpstreamFailure:
 
 @workflow.defn(name="ResponseWorkflow")
 class ResponseWorkflow:
-    """One response: model call → parallel server-side tools → model call → … → terminal status."""
+    """One response: model call → parallel server-side tools → model call → … → terminal status.
+
+    The Temporal UI shows where it is as the workflow's current details (`model call 3 · waiting for tool get_weather`)
+    and the `steps` query answers with its steps so far; neither writes anything to the history.
+    """
+
+    @workflow.init
+    def __init__(self, inp: ResponseWorkflowInput) -> None:
+        self._trace = Trace(inp.response_id)
+
+    @workflow.query(description="The response's steps so far (ids, names, states, workflow times) and its current "
+                                "details; the codec endpoint shows each step's content.")
+    def steps(self) -> StepTrace:
+        """The step trace, built from what the workflow knows: no I/O."""
+        return self._trace.snapshot()
+
+    def _show(self) -> None:
+        """Make the trace's current line the workflow's current details (UI, CLI); records nothing in history."""
+        workflow.set_current_details(self._trace.details)
 
     @workflow.run
     async def run(self, inp: ResponseWorkflowInput) -> ResponseOutcome:
         """Run the loop and leave the response row in a terminal state whatever happens."""
+        self._show()
         try:
             # The first model call marks the response in_progress itself: a separate local activity cost a
             # workflow activation and a database session per response. Histories from before keep replaying.
@@ -136,7 +158,8 @@ class ResponseWorkflow:
             await self._finalize(inp, ResponseStatus.CANCELLED)  # a no-op: the row ended first
             raise
         except TimeoutError:  # no cancel came: something else ended the row, which stays as it is
-            pass
+            self._trace.finish(ResponseStatus.CANCELLED, workflow.now(), reason="the response ended outside the loop")
+            self._show()
         return ResponseOutcome(response_id=inp.response_id, status=ResponseStatus.CANCELLED)
 
     async def _loop(self, inp: ResponseWorkflowInput, start_in_first_call: bool) -> tuple[ResponseStatus, str | None]:
@@ -145,21 +168,30 @@ class ResponseWorkflow:
             decision = decide(state, max_model_calls=inp.policy.max_model_calls, max_tool_calls=inp.max_tool_calls,
                               compact_threshold=inp.compact_threshold)
             if isinstance(decision, Finish):
+                if state.turns:
+                    self._trace.hand_back([(c.call_id, c.name) for c in state.turns[-1].tool_calls
+                                           if not c.server_side])
                 return decision.status, decision.incomplete_reason
             if isinstance(decision, CallModel):
                 call = ModelCallInput(response_id=inp.response_id, seq=state.next_seq, turn=len(state.turns) + 1,
                                       output_index=state.output_count,
                                       start_response=start_in_first_call and state.next_seq == 1)
-                state.turns.append(await self._call_model(inp, call))
+                self._begin(call.seq, "model_call", inp.model, turn=call.turn)
+                turn = await self._call_model(inp, call)
+                self._end(call.seq, item_ids=[c.call_id for c in turn.tool_calls])
+                state.turns.append(turn)
             elif isinstance(decision, RunTools):
                 seq = state.next_seq
+                for i, c in enumerate(decision.calls):
+                    self._begin(seq + i, "tool_call", c.name, item_ids=[c.call_id])
                 results = await asyncio.gather(*(
-                    self._call_tool(inp, ToolCallInput(response_id=inp.response_id, seq=seq + i, call_id=c.call_id,
+                    self._tool_step(inp, ToolCallInput(response_id=inp.response_id, seq=seq + i, call_id=c.call_id,
                                                        name=c.name, output_index=c.output_index))
                     for i, c in enumerate(decision.calls)))
                 state.tool_results.extend(results)
             elif isinstance(decision, ListTools):
                 p = inp.policy
+                self._begin(state.next_seq, "list_tools", decision.label)
                 await workflow.execute_activity_method(
                     McpActivities.list_tools,
                     ListToolsInput(response_id=inp.response_id, seq=state.next_seq, server_label=decision.label,
@@ -168,11 +200,15 @@ class ResponseWorkflow:
                     schedule_to_close_timeout=tool_budget(p),
                     heartbeat_timeout=timedelta(seconds=p.heartbeat_timeout_seconds),
                     retry_policy=step_retry(p), summary=f"list tools · {decision.label}")
+                self._end(state.next_seq)
                 state.listed += 1
             elif isinstance(decision, RunApproved):
                 seq, first, starts = state.next_seq, state.output_count, start_in_first_call and state.next_seq == 1
+                for i, approval in enumerate(decision.approval_request_ids):
+                    self._begin(seq + i, "tool_call", "approved call",
+                                item_ids=[approved_call_id(inp.response_id, approval)])
                 results = await asyncio.gather(*(
-                    self._call_tool(inp, ToolCallInput(response_id=inp.response_id, seq=seq + i,
+                    self._tool_step(inp, ToolCallInput(response_id=inp.response_id, seq=seq + i,
                                                        call_id=approved_call_id(inp.response_id, approval),
                                                        name="approved call", output_index=first + i,
                                                        approval_request_id=approval,
@@ -182,6 +218,7 @@ class ResponseWorkflow:
                 state.approved_run = True
             elif isinstance(decision, CompactContext):
                 p = inp.policy
+                self._begin(state.next_seq, "compaction", inp.model)
                 await workflow.execute_activity_method(
                     CompactionActivities.compact_context,
                     ContextCompactionInput(response_id=inp.response_id, seq=state.next_seq,
@@ -190,7 +227,23 @@ class ResponseWorkflow:
                     schedule_to_close_timeout=model_budget(p),
                     heartbeat_timeout=timedelta(seconds=p.heartbeat_timeout_seconds),
                     retry_policy=step_retry(p), summary=f"compaction · {inp.model}")
+                self._end(state.next_seq)
                 state.compacted_at.append(len(state.turns))
+
+    def _begin(self, seq: int, kind: StepKind, name: str, *, turn: int | None = None,
+               item_ids: list[str] | None = None) -> None:
+        self._trace.begin(seq, kind, name, workflow.now(), turn=turn, item_ids=item_ids)
+        self._show()
+
+    def _end(self, seq: int, *, item_ids: list[str] | None = None, ok: bool | None = None) -> None:
+        self._trace.end(seq, workflow.now(), item_ids=item_ids, ok=ok)
+        self._show()
+
+    async def _tool_step(self, inp: ResponseWorkflowInput, call: ToolCallInput) -> ToolResult:
+        """One tool step of a parallel turn; the details name the tools still running as each one ends."""
+        result = await self._call_tool(inp, call)
+        self._end(call.seq, ok=result.ok)
+        return result
 
     async def _call_model(self, inp: ResponseWorkflowInput, call: ModelCallInput) -> ModelTurn:
         p = inp.policy
@@ -237,6 +290,9 @@ class ResponseWorkflow:
     async def _finalize(self, inp: ResponseWorkflowInput, status: ResponseStatus, *,
                         incomplete_reason: str | None = None, error: UpstreamFailure | None = None) -> None:
         _set_status(status)
+        reason = incomplete_reason or (error.message[:200] if error else None)
+        self._trace.finish(status, workflow.now(), reason=reason)
+        self._show()
         # Status writes are short DB updates: local activities spare two server round trips per response.
         await workflow.execute_local_activity_method(
             ResponseStateActivities.finalize,
