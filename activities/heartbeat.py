@@ -55,6 +55,15 @@ async def open_step(session: AsyncSession, response_id: str, seq: int, *,
     return None, done
 
 
+def lost_attempts(attempt: int, known: int) -> int | None:
+    """The attempts a local step had before this one (numbered `attempt` on its row) when some were made in workflow
+    tasks lost with their worker that the workflow was not told of: it should complete its task before the step
+    runs again. None otherwise (a first attempt, a retry after a failure in this task, a regular activity)."""
+    info = activity.info()
+    before = attempt - 1
+    return before if info.is_local and before > known + info.attempt - 1 else None
+
+
 def final_once_spent(err: ApplicationError, budget: StepBudget | None) -> ApplicationError:
     """A retryable failure as the step's last when the next attempt would start after its budget (Temporal bounds a
     regular activity's retries by its schedule-to-close timeout; a local one's are bounded here)."""

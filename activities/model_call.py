@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.heartbeat import StepGuard, final_once_spent, open_step, refuse_once_spent
+from activities.heartbeat import StepGuard, final_once_spent, lost_attempts, open_step, refuse_once_spent
 from activities.lifecycle import move_status, observe_end
 from activities.message_stream import MessageStream
 from activities.payloads import build_payload, build_responses_payload
@@ -112,10 +112,13 @@ class ModelCallActivity:
         async with self.sessions() as s:  # one transaction: the move to in_progress, the step's start, the reads
             response, done = await open_step(s, inp.response_id, inp.seq, start_response=inp.start_response)
             if response is None:  # a replay after the response ended
-                return ModelTurn.model_validate({**(done or {}), "response_id": inp.response_id})
-            done = await db.begin_step(s, inp.response_id, inp.seq, "model_call")
-            if done is not None:
-                return ModelTurn.model_validate({**done, "response_id": inp.response_id})
+                return ModelTurn.model_validate({**(done or {}), "response_id": inp.response_id, "replayed": True})
+            start = await db.begin_step(s, inp.response_id, inp.seq, "model_call")
+            if start.result is not None:
+                return ModelTurn.model_validate({**start.result, "response_id": inp.response_id, "replayed": True})
+            if (lost := lost_attempts(start.attempt, inp.attempts_known)) is not None:
+                await s.rollback()  # nothing of this attempt is kept: it runs again once the workflow task completed
+                return ModelTurn(seq=inp.seq, response_id=inp.response_id, deferred=lost)
             target = await resolve_model(s, self.settings, response.model)
             context = await db.context_items(s, inp.response_id)
             summaries = await completed_summaries(s, response.owner_id, context)

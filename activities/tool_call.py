@@ -12,7 +12,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import mcp_client
 from activities.fetch_guard import check_url
-from activities.heartbeat import StepGuard, open_step, refuse_once_spent
+from activities.heartbeat import StepGuard, lost_attempts, open_step, refuse_once_spent
 from activities.mcp_tools import mcp_server
 from core.contracts import ToolCallInput, ToolResult
 from core.fetch_policy import FetchRefused
@@ -52,7 +52,7 @@ class ToolCallActivity:
         async with self.sessions() as s:  # one transaction: the move to in_progress, the step's start, the reads
             response, done = await open_step(s, inp.response_id, inp.seq, start_response=inp.start_response)
             if response is None:  # a replay after the response ended
-                return ToolResult.model_validate({**(done or {}), "response_id": inp.response_id})
+                return ToolResult.model_validate({**(done or {}), "response_id": inp.response_id, "replayed": True})
             if inp.approval_request_id:
                 call = approved_call(inp.call_id, response.request, inp.approval_request_id)
             else:
@@ -60,10 +60,14 @@ class ToolCallActivity:
             if call is None:
                 raise ApplicationError(f"no mcp_call {inp.call_id!r} in this response", non_retryable=True)
             name, label = call["name"], call.get("server_label", SERVER_LABEL)
-            done = await db.begin_step(s, inp.response_id, inp.seq, "tool_call", tool_name=name, call_id=inp.call_id)
-            if done is not None:
+            start = await db.begin_step(s, inp.response_id, inp.seq, "tool_call", tool_name=name, call_id=inp.call_id)
+            if start.result is not None:
                 await s.commit()  # the move to in_progress, if this attempt made it
-                return ToolResult.model_validate({**done, "response_id": inp.response_id})
+                return ToolResult.model_validate({**start.result, "response_id": inp.response_id, "replayed": True})
+            if (lost := lost_attempts(start.attempt, inp.attempts_known)) is not None:
+                await s.rollback()  # nothing of this attempt is kept: it runs again once the workflow task completed
+                return ToolResult(seq=inp.seq, response_id=inp.response_id, call_id=inp.call_id, ok=False,
+                                  deferred=lost)
             tool = (await tools_by_name(s, [name])).get(name) if label == SERVER_LABEL else None
             remote = await mcp_server(s, response.request, label) if label != SERVER_LABEL else None
             await s.commit()

@@ -70,6 +70,14 @@ class ToolCallRef(BaseModel):
     output_index: int = 0
 
 
+class LocalStepResult(BaseModel):
+    """How a local step met a workflow task that was lost with its worker (both unset otherwise); the workflow then
+    completes its task before going on (workflows.response.ResponseWorkflow._after_lost_tasks)."""
+
+    replayed: bool = False  # the stored result of a step completed before (in a lost task, usually)
+    deferred: int | None = None  # not run: it had this many attempts, some in lost tasks; call again knowing them
+
+
 class ModelCallInput(BaseModel):
     """One model call of the loop, identified by its step sequence number."""
 
@@ -79,9 +87,10 @@ class ModelCallInput(BaseModel):
     output_index: int = 0  # where this step's first output item goes in the response's output
     start_response: bool = False  # the first call also moves the response from queued to in_progress
     budget: StepBudget | None = None  # a local activity's attempts end when it is spent
+    attempts_known: int = 0  # attempts the workflow was told of by a deferral (LocalStepResult.deferred)
 
 
-class ModelTurn(BaseModel):
+class ModelTurn(LocalStepResult):
     """What a model call produced, as much as the loop needs to decide what comes next."""
 
     seq: int
@@ -113,6 +122,7 @@ class ToolCallInput(BaseModel):
     approval_request_id: str | None = None
     start_response: bool = False  # the response's first step also moves it from queued to in_progress
     budget: StepBudget | None = None  # a local activity's attempts end when it is spent
+    attempts_known: int = 0  # attempts the workflow was told of by a deferral (LocalStepResult.deferred)
 
 
 class ListToolsInput(BaseModel):
@@ -125,7 +135,7 @@ class ListToolsInput(BaseModel):
     start_response: bool = False  # the response's first step also moves it from queued to in_progress
 
 
-class ToolResult(BaseModel):
+class ToolResult(LocalStepResult):
     """Outcome of a server-side tool call; the output itself is stored as an item."""
 
     seq: int

@@ -2,7 +2,7 @@
 
 from collections.abc import Collection
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
@@ -211,9 +211,16 @@ async def completed_step_result(session: AsyncSession, response_id: str, seq: in
     return None
 
 
+class StepStart(NamedTuple):
+    """What starting an attempt of a step found."""
+
+    attempt: int  # this attempt's number, counting attempts made in workflow tasks lost with their worker
+    result: dict[str, Any] | None  # the stored result of a step that had completed (then nothing was started)
+
+
 async def begin_step(session: AsyncSession, response_id: str, seq: int, kind: str, *,
-                     tool_name: str | None = None, call_id: str | None = None) -> dict[str, Any] | None:
-    """Stage the start of an attempt of a step (the first attempt's start time is kept); None, or the stored result
+                     tool_name: str | None = None, call_id: str | None = None) -> StepStart:
+    """Stage the start of an attempt of a step (the first attempt's start time is kept), or find the stored result
     when the step already completed, so a retried activity returns it instead of redoing the step.
 
     Attempts are counted here, not by Temporal: a step re-run after its worker died (a local activity starts
@@ -226,9 +233,10 @@ async def begin_step(session: AsyncSession, response_id: str, seq: int, kind: st
         set_={"state": "running", "attempt": col(Step.attempt) + 1, "error": None, "finished_at": None},
         where=col(Step.state) != "completed",
     )
-    if await session.scalar(started.returning(col(Step.seq))) is not None:
-        return None
-    return await completed_step_result(session, response_id, seq)
+    attempt = await session.scalar(started.returning(col(Step.attempt)))
+    if attempt is not None:
+        return StepStart(attempt, None)
+    return StepStart(0, await completed_step_result(session, response_id, seq))
 
 
 async def fail_step(session: AsyncSession, response_id: str, seq: int, error: str) -> None:

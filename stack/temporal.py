@@ -9,9 +9,15 @@ from pathlib import Path
 
 from core.settings import Settings
 
+# A workflow task lost with its worker is retried with a start-to-close timeout Temporal lengthens as its attempts
+# pile up, by up to this much (default 10 minutes): a response could wait that long on a task a dead worker held.
+# Not much less: the lengthening also spreads out the retries of many tasks while workers keep dying (see README).
+# The compose file's dynamic config sets the same.
+WORKFLOW_TASK_RETRY_MAX_INTERVAL = "1m"
 # Task priority and per-owner fairness are matching features a self-hosted server enables in dynamic config.
 DEV_SERVER_DYNAMIC_CONFIG = ("matching.useNewMatcher=true", "matching.enableFairness=true",
-                             "matching.numTaskqueueReadPartitions=1", "matching.numTaskqueueWritePartitions=1")
+                             "matching.numTaskqueueReadPartitions=1", "matching.numTaskqueueWritePartitions=1",
+                             f'history.workflowTaskRetryMaxInterval="{WORKFLOW_TASK_RETRY_MAX_INTERVAL}"')
 
 
 def dev_server_args() -> list[str]:

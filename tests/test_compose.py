@@ -9,6 +9,7 @@ import yaml
 from api.app import create_app
 from core.settings import Settings
 from stack.cli import build_parser
+from stack.temporal import WORKFLOW_TASK_RETRY_MAX_INTERVAL, dev_server_args
 from tests.helpers import repo_root
 
 ROOT = repo_root()
@@ -38,6 +39,13 @@ def test_api_health_check_asks_readiness_of_a_real_route() -> None:
     [url] = re.findall(r"http://127\.0\.0\.1:8000(/\w+)", " ".join(SERVICES["api"]["healthcheck"]["test"]))
     assert url == "/readyz"
     assert create_app(Settings(_env_file=None)).url_path_for("readyz") == url
+
+
+def test_temporal_dynamic_config_caps_workflow_task_retry_as_the_dev_server_does() -> None:
+    mount = next(v for v in SERVICES["temporal"]["volumes"] if "dynamicconfig" in v)
+    config = yaml.safe_load((ROOT / mount.split(":")[0]).read_text())
+    assert config["history.workflowTaskRetryMaxInterval"] == [{"value": WORKFLOW_TASK_RETRY_MAX_INTERVAL}]
+    assert f'history.workflowTaskRetryMaxInterval="{WORKFLOW_TASK_RETRY_MAX_INTERVAL}"' in dev_server_args()
 
 
 def test_depends_on_names_real_services() -> None:

@@ -79,6 +79,10 @@ async def test_worker_sigkill_mid_loop_then_new_worker_finishes(make_stack: Stac
         assert [s["kind"] for s in steps] == ["model_call", "tool_call", "tool_call", "model_call", "tool_call",
                                               "model_call"]
         assert steps[3]["attempt"] == 2 and all(s["state"] == "completed" for s in steps)
+        # The step that met the lost workflow task had the workflow complete its task (a timer) before going on.
+        timers = [e async for e in stack.temporal.get_workflow_handle(body["id"]).fetch_history_events()
+                  if e.HasField("timer_started_event_attributes")]
+        assert timers, "a checkpoint after the lost workflow task"
 
 
 async def test_native_responses_loop_survives_worker_sigkill(make_stack: StackFactory, tmp_path: Path) -> None:

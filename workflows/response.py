@@ -1,7 +1,9 @@
 """The response workflow: executes the decisions of workflows.decide, one activity per step."""
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -46,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.trace import Trace
 
+_Step = TypeVar("_Step", ModelTurn, ToolResult)
 _START_IN_FIRST_CALL = "start-in-first-model-call"
 # Model and tool steps run as local activities: a loop runs inside few workflow tasks, each step recorded as a
 # marker instead of costing a server round trip. Histories from before keep their regular activities.
@@ -54,6 +57,8 @@ _LOCAL_STEPS = "steps-as-local-activities"
 # cancel request itself, which reaches it once its workflow task completes.
 CANCEL_ARRIVAL = timedelta(seconds=30)
 STATE_TIMEOUT = timedelta(seconds=30)
+# The shortest timer: all it is for is to complete the workflow task (see _after_lost_tasks).
+CHECKPOINT = timedelta(milliseconds=1)
 STATE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10))
 
 
@@ -245,47 +250,57 @@ class ResponseWorkflow:
         self._end(call.seq, ok=result.ok)
         return result
 
+    async def _after_lost_tasks(self, step: Callable[[int], Awaitable[_Step]]) -> _Step:
+        """Run a local step (given the attempts of it the workflow knows of); when it meets the traces of a workflow
+        task lost with its worker, complete the task first (a 1 ms timer).
+
+        A lost task is retried as the same task, and Temporal lengthens a retried task's timeout as its attempts
+        pile up; a loop of local steps records progress only when its task completes, so under repeated kills a
+        response could wait minutes on a task a dead worker held. Completing the task resets the count.
+        """
+        known = 0
+        while True:
+            result = await step(known)
+            if result.deferred is None:
+                if result.replayed:
+                    await workflow.sleep(CHECKPOINT, summary="record progress after a lost worker")
+                return result
+            known = result.deferred
+            await workflow.sleep(CHECKPOINT, summary="record progress after a lost worker")
+
     async def _call_model(self, inp: ResponseWorkflowInput, call: ModelCallInput) -> ModelTurn:
         p = inp.policy
+        summary = f"model call {call.turn} · {inp.model}"
         if workflow.patched(_LOCAL_STEPS):
             # No schedule-to-close: on a local activity it turns off the retries' backoff (SDK 1.35); the step
             # ends its attempts itself once the budget is spent (activities.heartbeat.final_once_spent).
-            return await workflow.execute_local_activity_method(
-                ModelCallActivity.call_model,
-                call.model_copy(update={"budget": p.budget(p.model_retry_budget_seconds)}),
-                start_to_close_timeout=timedelta(seconds=p.model_call_timeout_seconds),
-                retry_policy=step_retry(p),
-                summary=f"model call {call.turn} · {inp.model}",
-            )
+            budget = p.budget(p.model_retry_budget_seconds)
+            return await self._after_lost_tasks(lambda known: workflow.execute_local_activity_method(
+                ModelCallActivity.call_model, call.model_copy(update={"budget": budget, "attempts_known": known}),
+                start_to_close_timeout=timedelta(seconds=p.model_call_timeout_seconds), retry_policy=step_retry(p),
+                summary=summary))
         return await workflow.execute_activity_method(
-            ModelCallActivity.call_model,
-            call,
+            ModelCallActivity.call_model, call,
             start_to_close_timeout=timedelta(seconds=p.model_call_timeout_seconds),
             schedule_to_close_timeout=model_budget(p),
             heartbeat_timeout=timedelta(seconds=p.heartbeat_timeout_seconds),
-            retry_policy=step_retry(p),
-            summary=f"model call {call.turn} · {inp.model}",
-        )
+            retry_policy=step_retry(p), summary=summary)
 
     async def _call_tool(self, inp: ResponseWorkflowInput, call: ToolCallInput) -> ToolResult:
         p = inp.policy
+        summary = f"tool {call.name}"
         if workflow.patched(_LOCAL_STEPS):
-            return await workflow.execute_local_activity_method(
-                ToolCallActivity.call_tool,
-                call.model_copy(update={"budget": p.budget(p.tool_retry_budget_seconds)}),
-                start_to_close_timeout=timedelta(seconds=p.tool_call_timeout_seconds),
-                retry_policy=step_retry(p),
-                summary=f"tool {call.name}",
-            )
+            budget = p.budget(p.tool_retry_budget_seconds)
+            return await self._after_lost_tasks(lambda known: workflow.execute_local_activity_method(
+                ToolCallActivity.call_tool, call.model_copy(update={"budget": budget, "attempts_known": known}),
+                start_to_close_timeout=timedelta(seconds=p.tool_call_timeout_seconds), retry_policy=step_retry(p),
+                summary=summary))
         return await workflow.execute_activity_method(
-            ToolCallActivity.call_tool,
-            call,
+            ToolCallActivity.call_tool, call,
             start_to_close_timeout=timedelta(seconds=p.tool_call_timeout_seconds),
             schedule_to_close_timeout=tool_budget(p),
             heartbeat_timeout=timedelta(seconds=p.heartbeat_timeout_seconds),
-            retry_policy=step_retry(p),
-            summary=f"tool {call.name}",
-        )
+            retry_policy=step_retry(p), summary=summary)
 
     async def _finalize(self, inp: ResponseWorkflowInput, status: ResponseStatus, *,
                         incomplete_reason: str | None = None, error: UpstreamFailure | None = None) -> None:
