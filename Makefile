@@ -3,7 +3,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NODE_STAMP := tests/node/node_modules/.installed
 
-.PHONY: dev test test-fast lint install clean bench
+.PHONY: dev test test-fast lint install clean bench chaos
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -50,6 +50,11 @@ $(OGX_STAMP):
 ## Run the benchmarks side by side (about 8 minutes); writes bench/results/.
 bench: $(STAMP) $(PEER_STAMP) $(OGX_STAMP)
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+## Chaos run: 200 background responses while workers are SIGKILLed every 2 s, the upstream fails 30 % of its
+## requests and PostgreSQL restarts once (loopback only, bounded); writes bench/results/chaos.md and chaos.json.
+chaos: $(STAMP)
+	$(PY) -m bench.chaos $(CHAOS_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -26,11 +26,11 @@ def outage(exc: BaseException) -> ServiceUnavailable | None:
     if (isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated) or isinstance(exc, sa_exc.TimeoutError) \
             or isinstance(pg, psycopg.InterfaceError) \
             or (isinstance(pg, psycopg.OperationalError) and (pg.sqlstate or "08").startswith(_PG_GONE)):
-        return ServiceUnavailable("The database is unavailable; nothing was stored. Retry shortly.")
+        return ServiceUnavailable("The database is unavailable; retry shortly.")
     # A lazily connected client that has not reached the server yet raises this instead of an RPCError.
     if (isinstance(exc, RPCError) and exc.status in _TEMPORAL_GONE) or \
             (isinstance(exc, RuntimeError) and str(exc).startswith("Failed client connect")):
-        return ServiceUnavailable("Temporal is unavailable; nothing was started. Retry shortly.")
+        return ServiceUnavailable("Temporal is unavailable; retry shortly.")
     return None
 
 

