@@ -3,7 +3,7 @@
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.trace import Trace
 
 _Step = TypeVar("_Step", ModelTurn, ToolResult)
+_Input = TypeVar("_Input", ModelCallInput, ToolCallInput)
 _START_IN_FIRST_CALL = "start-in-first-model-call"
 # Model and tool steps run as local activities: a loop runs inside few workflow tasks, each step recorded as a
 # marker instead of costing a server round trip. Histories from before keep their regular activities.
@@ -259,48 +260,39 @@ class ResponseWorkflow:
         response could wait minutes on a task a dead worker held. Completing the task resets the count.
         """
         known = 0
-        while True:
-            result = await step(known)
-            if result.deferred is None:
-                if result.replayed:
-                    await workflow.sleep(CHECKPOINT, summary="record progress after a lost worker")
-                return result
+        while (result := await step(known)).deferred is not None:
             known = result.deferred
             await workflow.sleep(CHECKPOINT, summary="record progress after a lost worker")
+        if result.replayed:
+            await workflow.sleep(CHECKPOINT, summary="record progress after a lost worker")
+        return result
 
     async def _call_model(self, inp: ResponseWorkflowInput, call: ModelCallInput) -> ModelTurn:
         p = inp.policy
-        summary = f"model call {call.turn} · {inp.model}"
-        if workflow.patched(_LOCAL_STEPS):
-            # No schedule-to-close: on a local activity it turns off the retries' backoff (SDK 1.35); the step
-            # ends its attempts itself once the budget is spent (activities.heartbeat.final_once_spent).
-            budget = p.budget(p.model_retry_budget_seconds)
-            return await self._after_lost_tasks(lambda known: workflow.execute_local_activity_method(
-                ModelCallActivity.call_model, call.model_copy(update={"budget": budget, "attempts_known": known}),
-                start_to_close_timeout=timedelta(seconds=p.model_call_timeout_seconds), retry_policy=step_retry(p),
-                summary=summary))
-        return await workflow.execute_activity_method(
-            ModelCallActivity.call_model, call,
-            start_to_close_timeout=timedelta(seconds=p.model_call_timeout_seconds),
-            schedule_to_close_timeout=model_budget(p),
-            heartbeat_timeout=timedelta(seconds=p.heartbeat_timeout_seconds),
-            retry_policy=step_retry(p), summary=summary)
+        return await self._run_step(ModelCallActivity.call_model, call, p, timeout_seconds=p.model_call_timeout_seconds,
+                                    budget_seconds=p.model_retry_budget_seconds,
+                                    summary=f"model call {call.turn} · {inp.model}")
 
     async def _call_tool(self, inp: ResponseWorkflowInput, call: ToolCallInput) -> ToolResult:
         p = inp.policy
-        summary = f"tool {call.name}"
+        return await self._run_step(ToolCallActivity.call_tool, call, p, timeout_seconds=p.tool_call_timeout_seconds,
+                                    budget_seconds=p.tool_retry_budget_seconds, summary=f"tool {call.name}")
+
+    async def _run_step(self, method: Callable[[Any, _Input], Awaitable[_Step]], call: _Input, p: StepPolicy, *,
+                        timeout_seconds: float, budget_seconds: float, summary: str) -> _Step:
+        """A model or tool step: a local activity, or a regular one in a history from before local steps."""
+        timeout = timedelta(seconds=timeout_seconds)
         if workflow.patched(_LOCAL_STEPS):
-            budget = p.budget(p.tool_retry_budget_seconds)
+            # No schedule-to-close: on a local activity it turns off the retries' backoff (SDK 1.35); the step
+            # ends its attempts itself once the budget is spent (activities.heartbeat.final_once_spent).
+            budget = p.budget(budget_seconds)
             return await self._after_lost_tasks(lambda known: workflow.execute_local_activity_method(
-                ToolCallActivity.call_tool, call.model_copy(update={"budget": budget, "attempts_known": known}),
-                start_to_close_timeout=timedelta(seconds=p.tool_call_timeout_seconds), retry_policy=step_retry(p),
-                summary=summary))
+                method, call.model_copy(update={"budget": budget, "attempts_known": known}),
+                start_to_close_timeout=timeout, retry_policy=step_retry(p), summary=summary))
         return await workflow.execute_activity_method(
-            ToolCallActivity.call_tool, call,
-            start_to_close_timeout=timedelta(seconds=p.tool_call_timeout_seconds),
-            schedule_to_close_timeout=tool_budget(p),
-            heartbeat_timeout=timedelta(seconds=p.heartbeat_timeout_seconds),
-            retry_policy=step_retry(p), summary=summary)
+            method, call, start_to_close_timeout=timeout, schedule_to_close_timeout=timedelta(seconds=budget_seconds),
+            heartbeat_timeout=timedelta(seconds=p.heartbeat_timeout_seconds), retry_policy=step_retry(p),
+            summary=summary)
 
     async def _finalize(self, inp: ResponseWorkflowInput, status: ResponseStatus, *,
                         incomplete_reason: str | None = None, error: UpstreamFailure | None = None) -> None:

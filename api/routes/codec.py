@@ -31,6 +31,7 @@ from api.deps import AppSettings, Db, require_admin
 from api.steps import StepObject, list_steps
 from core.settings import Settings
 from db import responses as db
+from db.tables import Response
 
 CODEC_PATH = "/codec"  # the UI's codec endpoint is http://<api>/codec (it appends /decode and /encode)
 _JSON = "json/plain"
@@ -102,12 +103,18 @@ class _Stored:
 
     def __init__(self, s: AsyncSession) -> None:
         self.s = s
+        self._rows: dict[str, Response | None] = {}
         self._responses: dict[str, dict[str, Any] | None] = {}
         self._steps: dict[str, dict[int, dict[str, Any]]] = {}
 
+    async def _row(self, rid: str) -> Response | None:
+        if rid not in self._rows:
+            self._rows[rid] = await db.get_response(self.s, rid)
+        return self._rows[rid]
+
     async def response(self, rid: str) -> dict[str, Any] | None:
         if rid not in self._responses:
-            row = await db.get_response(self.s, rid)
+            row = await self._row(rid)
             self._responses[rid] = None if row is None else {
                 "status": row.status, "model": row.model, "instructions": row.request.get("instructions"),
                 "error": row.error, "incomplete_reason": row.incomplete_reason,
@@ -116,7 +123,7 @@ class _Stored:
 
     async def step(self, rid: str, seq: int) -> dict[str, Any] | None:
         if rid not in self._steps:
-            row = await db.get_response(self.s, rid)
+            row = await self._row(rid)
             steps: list[StepObject] = await list_steps(self.s, row, details=True) if row is not None else []
             self._steps[rid] = {st.seq: st.model_dump(mode="json") for st in steps}
         return self._steps[rid].get(seq)
