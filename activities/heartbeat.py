@@ -4,8 +4,9 @@ step's retry budget, which it enforces itself."""
 
 import asyncio
 import contextlib
+from collections import OrderedDict
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -23,6 +24,8 @@ from db.tables import Response
 
 T = TypeVar("T")
 
+# Retry promises a worker remembers (StepGuard.promised): far more than local steps in backoff at once.
+_PROMISES_KEPT = 10_000
 # The error type a step raises when its response ended (a cancel, usually) before or while it ran.
 RESPONSE_ENDED = "ResponseEnded"
 
@@ -64,26 +67,6 @@ def lost_attempts(attempt: int, known: int) -> int | None:
     return before if info.is_local and before > known + info.attempt - 1 else None
 
 
-def final_once_spent(err: ApplicationError, budget: StepBudget | None) -> ApplicationError:
-    """A retryable failure as the step's last when the next attempt would start after its budget (Temporal bounds a
-    regular activity's retries by its schedule-to-close timeout; a local one's are bounded here)."""
-    if err.non_retryable or budget is None:
-        return err
-    wait = err.next_retry_delay.total_seconds() if err.next_retry_delay else budget.backoff(activity.info().attempt)
-    if _elapsed() + wait < budget.seconds:
-        return err
-    return ApplicationError(err.message, *err.details, type=err.type, non_retryable=True)
-
-
-def refuse_once_spent(budget: StepBudget | None, step: str) -> None:
-    """Before a retry (after a timeout, say, which is not a failure of ours to make final): fail for good once
-    the step's budget has run out."""
-    if budget is not None and activity.info().attempt > 1 and _elapsed() >= budget.seconds:
-        raise upstream_error(UpstreamFailure(status=504, message=f"{step} did not succeed within its retry budget "
-                                                                 f"of {budget.seconds:g}s", code="timeout"),
-                             retryable=False)
-
-
 async def heartbeating(coro: Coroutine[Any, Any, T]) -> T:
     """Await `coro`, heartbeating meanwhile; a cancelled activity aborts it (closing its HTTP request)."""
     info = activity.info()
@@ -105,6 +88,37 @@ class StepGuard:
 
     notifier: EventNotifier
     sessions: async_sessionmaker[AsyncSession]
+    # Local attempts (workflow run, activity, attempt) that a failure judged within its budget promised: they run
+    # when they start, even if a scheduling delay lands them just past it. A local activity retries in the same
+    # process, so this memory is where its next attempt looks; bounded, as only pending retries matter.
+    promised: OrderedDict[tuple[str, str, int], None] = field(default_factory=OrderedDict)
+
+    def final_once_spent(self, err: ApplicationError, budget: StepBudget | None) -> ApplicationError:
+        """A retryable failure as the step's last when the next attempt would start after its budget (Temporal
+        bounds a regular activity's retries by its schedule-to-close timeout; a local one's are bounded here)."""
+        if err.non_retryable or budget is None:
+            return err
+        info = activity.info()
+        wait = err.next_retry_delay.total_seconds() if err.next_retry_delay else budget.backoff(info.attempt)
+        if _elapsed() + wait >= budget.seconds:
+            return ApplicationError(err.message, *err.details, type=err.type, non_retryable=True)
+        self.promised[(info.workflow_run_id or "", info.activity_id, info.attempt + 1)] = None
+        if len(self.promised) > _PROMISES_KEPT:
+            self.promised.popitem(last=False)
+        return err
+
+    def refuse_once_spent(self, budget: StepBudget | None, step: str) -> None:
+        """Before a retry (after a timeout, say, which is not a failure of ours to make final): fail for good once
+        the step's budget has run out, unless the failure before promised this attempt."""
+        info = activity.info()
+        promise = (info.workflow_run_id or "", info.activity_id, info.attempt)
+        if promise in self.promised:
+            del self.promised[promise]
+            return
+        if budget is not None and info.attempt > 1 and _elapsed() >= budget.seconds:
+            raise upstream_error(UpstreamFailure(status=504, message=f"{step} did not succeed within its retry "
+                                                                     f"budget of {budget.seconds:g}s", code="timeout"),
+                                 retryable=False)
 
     async def run(self, response_id: str, coro: Coroutine[Any, Any, T]) -> T:
         """Await `coro`; a local activity whose response ends meanwhile aborts it and raises `response_ended`.

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.heartbeat import StepGuard, final_once_spent, lost_attempts, open_step, refuse_once_spent
+from activities.heartbeat import StepGuard, lost_attempts, open_step
 from activities.lifecycle import move_status, observe_end
 from activities.message_stream import MessageStream
 from activities.payloads import build_payload, build_responses_payload
@@ -108,7 +108,7 @@ class ModelCallActivity:
     @activity.defn(name="call_model")
     async def call_model(self, inp: ModelCallInput) -> ModelTurn:
         """Call the model for one turn; a retry after the step completed returns the stored turn."""
-        refuse_once_spent(inp.budget, "the model call")
+        self.guard.refuse_once_spent(inp.budget, "the model call")
         async with self.sessions() as s:  # one transaction: the move to in_progress, the step's start, the reads
             response, done = await open_step(s, inp.response_id, inp.seq, start_response=inp.start_response)
             if response is None:  # a replay after the response ended
@@ -154,7 +154,7 @@ class ModelCallActivity:
             activity.logger.warning("model call failed: %s", exc)
             async with self.sessions() as s:
                 await db.fail_step(s, inp.response_id, inp.seq, str(exc))
-            raise final_once_spent(exc, inp.budget)  # noqa: B904  # the same failure, maybe final
+            raise self.guard.final_once_spent(exc, inp.budget)  # noqa: B904  # the same failure, maybe final
         finally:
             self.metrics.model_call_seconds.labels(response.model).observe(time.monotonic() - started)
         self.metrics.tokens.labels(response.model, "input").inc(step.usage.input_tokens)

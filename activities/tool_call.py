@@ -12,7 +12,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import mcp_client
 from activities.fetch_guard import check_url
-from activities.heartbeat import StepGuard, lost_attempts, open_step, refuse_once_spent
+from activities.heartbeat import StepGuard, lost_attempts, open_step
 from activities.mcp_tools import mcp_server
 from core.contracts import ToolCallInput, ToolResult
 from core.fetch_policy import FetchRefused
@@ -48,7 +48,7 @@ class ToolCallActivity:
         A model call made the call's `mcp_call` item, which this completes in place; an approved call's item is
         made here (see ToolCallInput) and stored with its result, once.
         """
-        refuse_once_spent(inp.budget, "the tool step")
+        self.guard.refuse_once_spent(inp.budget, "the tool step")
         async with self.sessions() as s:  # one transaction: the move to in_progress, the step's start, the reads
             response, done = await open_step(s, inp.response_id, inp.seq, start_response=inp.start_response)
             if response is None:  # a replay after the response ended

@@ -284,7 +284,7 @@ class ResponseWorkflow:
         timeout = timedelta(seconds=timeout_seconds)
         if workflow.patched(_LOCAL_STEPS):
             # No schedule-to-close: on a local activity it turns off the retries' backoff (SDK 1.35); the step
-            # ends its attempts itself once the budget is spent (activities.heartbeat.final_once_spent).
+            # ends its attempts itself once the budget is spent (activities.heartbeat.StepGuard.final_once_spent).
             budget = p.budget(budget_seconds)
             return await self._after_lost_tasks(lambda known: workflow.execute_local_activity_method(
                 method, call.model_copy(update={"budget": budget, "attempts_known": known}),

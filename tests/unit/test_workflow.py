@@ -277,7 +277,7 @@ async def test_retryable_upstream_error_is_retried_then_completes(env: WorkflowE
 
 
 async def test_a_final_failure_ends_the_retries(env: WorkflowEnvironment) -> None:
-    # The step makes its failure final once its budget is spent (activities.heartbeat.final_once_spent; the
+    # The step makes its failure final once its budget is spent (activities.heartbeat.StepGuard.final_once_spent; the
     # stack test in test_failures shows that): the workflow then stops retrying and fails the response.
     down = UpstreamFailure(status=503, message="upstream down")
 
