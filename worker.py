@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
+from activities.catalog_cache import CatalogCache
 from activities.compaction import CompactionActivities
 from activities.heartbeat import StepGuard
 from activities.mcp_tools import McpActivities
@@ -37,8 +38,9 @@ def build_worker(client: Client, settings: Settings, sessions: async_sessionmake
                  max_concurrent_activities: int = 100, max_concurrent_workflow_tasks: int = 100) -> Worker:
     """A worker serving the response workflow and its activities on one task queue."""
     guard = StepGuard(notifier, sessions)
-    model = ModelCallActivity(sessions, http, settings, metrics, guard)
-    tools = ToolCallActivity(sessions, http, metrics, settings, guard)
+    catalog = CatalogCache(notifier, settings.catalog_cache_seconds)
+    model = ModelCallActivity(sessions, http, settings, metrics, guard, catalog)
+    tools = ToolCallActivity(sessions, http, metrics, settings, guard, catalog)
     mcp = McpActivities(sessions, settings)
     state = ResponseStateActivities(sessions, metrics)
     compaction = CompactionActivities(sessions, http, settings)

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.catalog_cache import CatalogCache
 from activities.heartbeat import StepGuard, lost_attempts, open_step
 from activities.lifecycle import move_status, observe_end
 from activities.message_stream import MessageStream
@@ -104,6 +105,7 @@ class ModelCallActivity:
     settings: Settings
     metrics: Metrics
     guard: StepGuard  # hears of the response's end while a step runs
+    catalog: CatalogCache
 
     @activity.defn(name="call_model")
     async def call_model(self, inp: ModelCallInput) -> ModelTurn:
@@ -119,7 +121,8 @@ class ModelCallActivity:
             if (lost := lost_attempts(start.attempt, inp.attempts_known)) is not None:
                 await s.rollback()  # nothing of this attempt is kept: it runs again once the workflow task completed
                 return ModelTurn(seq=inp.seq, response_id=inp.response_id, deferred=lost)
-            target = await resolve_model(s, self.settings, response.model)
+            target = await self.catalog.get(("model", response.model, None),
+                                            lambda: resolve_model(s, self.settings, response.model))
             context = await db.context_items(s, inp.response_id)
             summaries = await completed_summaries(s, response.owner_id, context)
             # Only a streamed step has events an earlier attempt may have shown.

@@ -1,5 +1,5 @@
 """One LISTEN connection per process, waking whoever waits on a response: its stream relays (the event log grew),
-a blocking request or a running local step (it ended)."""
+a blocking request or a running local step (it ended); and telling the process's catalog cache of changes."""
 
 import asyncio
 import contextlib
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import psycopg
 
-from db.events import ENDED_CHANNEL, EVENTS_CHANNEL
+from db.events import CATALOG_CHANNEL, ENDED_CHANNEL, EVENTS_CHANNEL
 
 log = logging.getLogger("agentrunner.notifier")
 
@@ -30,6 +30,9 @@ class EventNotifier:
         self.waiters: dict[tuple[str, str], set[asyncio.Event]] = defaultdict(set)
         self.ended: OrderedDict[str, None] = OrderedDict()
         self.listening = False
+        # Counts catalog changes heard of (and connection changes, across which some may be missed): a lookup kept
+        # under an older number is stale.
+        self.catalog_generation = 0
         self.task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -65,7 +68,14 @@ class EventNotifier:
         costs no queries), `poll_seconds` while the connection is down."""
         return None if self.listening else self.poll_seconds
 
+    def catalog_changed(self) -> None:
+        """Forget kept catalog lookups: this process changed the catalog (its own NOTIFY arrives a moment later)."""
+        self.catalog_generation += 1
+
     def _deliver(self, channel: str, response_id: str) -> None:
+        if channel == CATALOG_CHANNEL:
+            self.catalog_changed()
+            return
         if channel == ENDED_CHANNEL:
             self.ended[response_id] = None
             if len(self.ended) > _RECENT_ENDS:
@@ -79,6 +89,8 @@ class EventNotifier:
                 async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as conn:
                     await conn.execute(f"LISTEN {EVENTS_CHANNEL}")
                     await conn.execute(f"LISTEN {ENDED_CHANNEL}")
+                    await conn.execute(f"LISTEN {CATALOG_CHANNEL}")
+                    self.catalog_changed()  # changes made while not listening were not heard of
                     self.listening = True
                     # A waiter that read just before LISTEN took hold, and then stopped polling, would miss what
                     # committed in between: everyone looks once more.

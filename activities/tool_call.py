@@ -11,6 +11,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import mcp_client
+from activities.catalog_cache import CatalogCache
 from activities.fetch_guard import check_url
 from activities.heartbeat import StepGuard, lost_attempts, open_step
 from activities.mcp_tools import mcp_server
@@ -40,6 +41,7 @@ class ToolCallActivity:
     metrics: Metrics
     settings: Settings  # where tools may be reached (`fetch`), MCP timeouts
     guard: StepGuard  # hears of the response's end while a step runs
+    catalog: CatalogCache
 
     @activity.defn(name="call_tool")
     async def call_tool(self, inp: ToolCallInput) -> ToolResult:
@@ -68,7 +70,8 @@ class ToolCallActivity:
                 await s.rollback()  # nothing of this attempt is kept: it runs again once the workflow task completed
                 return ToolResult(seq=inp.seq, response_id=inp.response_id, call_id=inp.call_id, ok=False,
                                   deferred=lost)
-            tool = (await tools_by_name(s, [name])).get(name) if label == SERVER_LABEL else None
+            tool = (await self.catalog.get(("tools", (name,), None), lambda: tools_by_name(s, [name]))).get(name) \
+                if label == SERVER_LABEL else None
             remote = await mcp_server(s, response.request, label) if label != SERVER_LABEL else None
             await s.commit()
         output: str | None

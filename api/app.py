@@ -10,6 +10,7 @@ import httpx
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from activities.catalog_cache import CatalogCache
 from activities.notifier import EventNotifier
 from api.body_limit import BodySizeLimit
 from api.errors import install_error_handlers
@@ -65,10 +66,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sessions = session_factory(engine)
         notifier = EventNotifier(database_url(settings))
         await notifier.start()
-        service = ResponseService(sessions, temporal, settings, notifier)
+        catalog = CatalogCache(notifier, settings.catalog_cache_seconds)
+        service = ResponseService(sessions, temporal, settings, notifier, catalog)
         http = httpx.AsyncClient(timeout=settings.upstream_timeout_seconds)
         app.state.settings, app.state.sessions, app.state.service = settings, sessions, service
-        app.state.engine = engine
+        app.state.engine, app.state.catalog = engine, catalog
         app.state.relay = EventRelay(sessions, notifier, settings.sse_keepalive_seconds)
         app.state.http = http
         sweeper = asyncio.create_task(_sweep_forever(service, settings))

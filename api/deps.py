@@ -9,9 +9,11 @@ import httpx
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from activities.catalog_cache import CatalogCache
 from api.service import ResponseService
 from api.stream import EventRelay
 from core.errors import Forbidden, InvalidRequest, Unauthorized
+from core.ids import hash_secret
 from core.settings import Settings
 from db.catalog import owner_for_key
 
@@ -24,6 +26,11 @@ def get_settings(request: Request) -> Settings:
 def get_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
     """The session factory owned by the lifespan."""
     return request.app.state.sessions
+
+
+def get_catalog(request: Request) -> CatalogCache:
+    """The process's catalog cache owned by the lifespan."""
+    return request.app.state.catalog
 
 
 def get_relay(request: Request) -> EventRelay:
@@ -68,12 +75,23 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-async def current_owner(request: Request, s: Db) -> str:
+async def current_owner(request: Request, s: Db,
+                        catalog: Annotated[CatalogCache, Depends(get_catalog)]) -> str:
     """The owner of the caller's API key; 401 otherwise."""
-    owner = await owner_for_key(s, _bearer(request))
+    secret = _bearer(request)
+    owner = await catalog.get(("key", hash_secret(secret)), lambda: owner_for_key(s, secret))
     if owner is None:
         raise Unauthorized("Incorrect API key provided.", code="invalid_api_key")
     return owner
+
+
+async def catalog_write(catalog: Annotated[CatalogCache, Depends(get_catalog)]) -> AsyncIterator[None]:
+    """Around an admin request: what this process kept of the catalog is forgotten as soon as the request is done,
+    so its next request sees the change (other processes hear of it by NOTIFY)."""
+    try:
+        yield
+    finally:
+        catalog.notifier.catalog_changed()
 
 
 def require_admin(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> None:
@@ -90,3 +108,5 @@ Relay = Annotated[EventRelay, Depends(get_relay)]
 Http = Annotated[httpx.AsyncClient, Depends(get_http)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 Admin = Depends(require_admin)
+CatalogWrite = Depends(catalog_write, scope="function")
+Catalog = Annotated[CatalogCache, Depends(get_catalog)]

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from activities.catalog_cache import CatalogCache, cached
 from activities.fetch_guard import check_url
 from core.context_window import fit_messages
 from core.convert import items_to_messages, tools_to_chat
@@ -43,10 +44,11 @@ class Prepared:
     is_new: bool
 
 
-async def require_model(s: AsyncSession, settings: Settings, alias: str, owner_id: str) -> ModelTarget:
+async def require_model(s: AsyncSession, settings: Settings, alias: str, owner_id: str,
+                        catalog: CatalogCache | None = None) -> ModelTarget:
     """Where `model` goes; a 404 naming `model` when nothing serves it or the owner may not use it (the same
     answer, so a tenant cannot tell another's models exist)."""
-    target = await resolve_model(s, settings, alias, owner_id)
+    target = await cached(catalog, ("model", alias, owner_id), lambda: resolve_model(s, settings, alias, owner_id))
     if target is None:
         raise NotFound(f"The model '{alias}' does not exist or you do not have access to it.",
                        param="model", code="model_not_found")
@@ -58,7 +60,7 @@ def _request_hash(body: dict[str, Any]) -> str:
 
 
 async def prepare(s: AsyncSession, settings: Settings, owner_id: str, body: Any,
-                  idempotency_key: str | None) -> Prepared:
+                  idempotency_key: str | None, catalog: CatalogCache | None = None) -> Prepared:
     """Validate a create body against the catalog and stored responses; nothing is written."""
     req = parse_request(body)
     if not req.store and (req.background or idempotency_key):
@@ -74,11 +76,11 @@ async def prepare(s: AsyncSession, settings: Settings, owner_id: str, body: Any,
             return Prepared(req, same_request(existing, request_hash), [], False)
     else:
         response_id = new_id("resp")
-    target = await require_model(s, settings, req.model, owner_id)
+    target = await require_model(s, settings, req.model, owner_id, catalog)
     prev = await _ended_previous(s, owner_id, req.previous_response_id) if req.previous_response_id else None
     conversation_id = await _join_conversation(s, owner_id, req) if req.conversation is not None else None
     items = await _resolve_references(s, owner_id, normalize_input(req.input, cache_ttls=settings.cache_control_ttls))
-    model_tools, server_tools = await _model_tools(s, req, owner_id)
+    model_tools, server_tools = await _model_tools(s, req, owner_id, catalog)
     remote = [(i, t) for i, t in enumerate(req.tools) if t["type"] == "mcp" and t["server_label"] != SERVER_LABEL]
     answers = any(item["type"] == "mcp_approval_response" for item in items)
     history: list[dict[str, Any]] = []
@@ -188,15 +190,16 @@ async def _join_conversation(s: AsyncSession, owner_id: str, req: CreateResponse
     return conversation_id
 
 
-async def _model_tools(s: AsyncSession, req: CreateResponseRequest,
-                       owner_id: str) -> tuple[list[dict[str, Any]], list[str]]:
+async def _model_tools(s: AsyncSession, req: CreateResponseRequest, owner_id: str,
+                       catalog: CatalogCache | None) -> tuple[list[dict[str, Any]], list[str]]:
     """The function tools the model is offered, and which of them the server runs.
 
     A function tool named like a registered tool runs server-side (its registered schema fills in what the
     request left out); an `mcp` entry with server_label "agentrunner" offers the registered tools it allows.
     """
     functions = [t for t in req.tools if t["type"] == "function"]
-    registered = await tools_by_name(s, [t["name"] for t in functions], owner_id)
+    names = [t["name"] for t in functions]
+    registered = await cached(catalog, ("tools", tuple(names), owner_id), lambda: tools_by_name(s, names, owner_id))
     offered = []
     for t in functions:
         reg = registered.get(t["name"])

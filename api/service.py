@@ -24,6 +24,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.catalog_cache import CatalogCache
 from activities.lifecycle import move_status
 from activities.notifier import EventNotifier
 from api.errors import outage
@@ -73,10 +74,11 @@ class ResponseService:
     temporal: Client
     settings: Settings
     notifier: EventNotifier  # wakes a blocking request when its response ends
+    catalog: CatalogCache | None = None  # keeps the models and tools requests name
 
     async def create(self, s: AsyncSession, owner_id: str, body: Any, idempotency_key: str | None) -> Response:
         """Validate, store the response and its input, and start its workflow."""
-        p = await prepare(s, self.settings, owner_id, body, idempotency_key)
+        p = await prepare(s, self.settings, owner_id, body, idempotency_key, self.catalog)
         row, is_new = p.row, p.is_new
         if is_new:
             s.add(row)

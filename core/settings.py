@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     stream_coalesce_ms: float = 0.0
     sse_keepalive_seconds: float = 15.0
+    # How long a process keeps a catalog lookup (key, model, tool) at most; any change forgets them at once. 0: off.
+    catalog_cache_seconds: float = 60.0
     cache_control_ttls: list[Literal["5m", "1h", "24h"]] = ["5m", "1h"]
     event_retention_seconds: float = 7 * 24 * 3600.0
     reconcile_interval_seconds: float = 30.0

@@ -11,7 +11,14 @@ from sqlmodel import col
 from core.ids import hash_secret, new_id
 from core.model_target import ModelTarget, default_target
 from core.settings import Settings
+from db.events import CATALOG_CHANNEL, notify
 from db.tables import ApiKey, Grant, GrantKind, McpServer, Tool, UpstreamModel
+
+
+async def _commit_change(session: AsyncSession) -> None:
+    """Commit a catalog write, telling every process to forget the lookups it kept (activities.catalog_cache)."""
+    await notify(session, CATALOG_CHANNEL, "")
+    await session.commit()
 
 
 async def usable(session: AsyncSession, kind: GrantKind, names: list[str], owner_id: str | None) -> set[str]:
@@ -61,7 +68,7 @@ async def remove_model(session: AsyncSession, alias: str) -> bool:
     """Unregister a model alias; whether it was registered."""
     removed = await session.scalar(delete(UpstreamModel).where(col(UpstreamModel.alias) == alias)
                                    .returning(col(UpstreamModel.alias)))
-    await session.commit()
+    await _commit_change(session)
     return removed is not None
 
 
@@ -100,7 +107,7 @@ async def remove_mcp_server(session: AsyncSession, label: str) -> bool:
     """Unregister an MCP server; whether it was registered."""
     removed = await session.scalar(delete(McpServer).where(col(McpServer.label) == label)
                                    .returning(col(McpServer.label)))
-    await session.commit()
+    await _commit_change(session)
     return removed is not None
 
 
@@ -112,7 +119,7 @@ async def _upsert(session: AsyncSession, table: type[CatalogRow], row: dict[str,
     """Insert a catalog row or replace its values in place (keeping when it was first created)."""
     stmt = insert(table).values(**row).on_conflict_do_update(index_elements=[key], set_=values)
     stored = await session.scalar(stmt.returning(table).execution_options(populate_existing=True))
-    await session.commit()
+    await _commit_change(session)
     assert stored is not None
     return stored
 
@@ -136,14 +143,14 @@ async def tools_by_name(session: AsyncSession, names: list[str], owner_id: str |
 async def grant(session: AsyncSession, kind: GrantKind, name: str, owner_id: str) -> None:
     """Let an owner use a model, tool or MCP server (which from then on only its grantees may use)."""
     await session.execute(insert(Grant).values(kind=kind, name=name, owner_id=owner_id).on_conflict_do_nothing())
-    await session.commit()
+    await _commit_change(session)
 
 
 async def revoke_grant(session: AsyncSession, kind: GrantKind, name: str, owner_id: str) -> bool:
     """Take a grant back; whether there was one. (The last one gone, the thing is everyone's again.)"""
     removed = await session.scalar(delete(Grant).where(col(Grant.kind) == kind, col(Grant.name) == name,
                                                       col(Grant.owner_id) == owner_id).returning(col(Grant.name)))
-    await session.commit()
+    await _commit_change(session)
     return removed is not None
 
 
@@ -155,7 +162,7 @@ async def list_grants(session: AsyncSession) -> list[Grant]:
 async def remove_tool(session: AsyncSession, name: str) -> bool:
     """Unregister a tool; whether it was registered."""
     removed = await session.scalar(delete(Tool).where(col(Tool.name) == name).returning(col(Tool.name)))
-    await session.commit()
+    await _commit_change(session)
     return removed is not None
 
 
@@ -168,7 +175,7 @@ async def create_api_key(session: AsyncSession, owner_id: str, name: str = "defa
         return None
     row = ApiKey(id=new_id("key"), owner_id=owner_id, name=name, key_hash=key_hash, prefix=secret[:10])
     session.add(row)
-    await session.commit()
+    await _commit_change(session)
     return row, secret
 
 
@@ -183,7 +190,7 @@ async def revoke_api_key(session: AsyncSession, key_id: str) -> bool:
         update(ApiKey).where(col(ApiKey.id) == key_id, col(ApiKey.revoked_at).is_(None))
         .values(revoked_at=func.now()).returning(col(ApiKey.id))
     )
-    await session.commit()
+    await _commit_change(session)
     return revoked is not None
 
 

@@ -1,9 +1,10 @@
 """The durable stream event log: append (with NOTIFY), read after a sequence number, expire; NOTIFY itself."""
 
+import json
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -12,6 +13,22 @@ from db.tables import Response, ResponseEvent
 
 EVENTS_CHANNEL = "response_events"  # a response's event log grew
 ENDED_CHANNEL = "response_ended"  # a response reached a terminal status
+CATALOG_CHANNEL = "catalog_changed"  # an API key, model alias, tool, MCP server or grant was added, changed or removed
+
+
+# One statement (a round trip, no unit of work): this runs for every streamed delta, and the first delta waits on it.
+# The block of sequence numbers comes from a counter on the response row, which serializes concurrent writers
+# (parallel tools); a response that is gone gets nothing stored.
+_APPEND = text("""
+    WITH block AS (
+        UPDATE responses SET event_seq = event_seq + :n WHERE id = :id RETURNING event_seq
+    ), stored AS (
+        INSERT INTO response_events (response_id, seq, step_seq, type, event)
+        SELECT :id, block.event_seq - :n + e.ord - 1, :step_seq, e.value ->> 'type', e.value
+        FROM block, jsonb_array_elements(CAST(:events AS jsonb)) WITH ORDINALITY AS e(value, ord)
+    )
+    SELECT (SELECT event_seq FROM block), pg_notify(:channel, :id)
+""")
 
 
 async def append_events(session: AsyncSession, response_id: str, events: list[dict[str, Any]],
@@ -19,19 +36,11 @@ async def append_events(session: AsyncSession, response_id: str, events: list[di
     """Stage events at the next sequence numbers and NOTIFY listeners at commit; returns the numbers."""
     if not events:
         return []
-    # Allocating a block from a counter on the response row serializes concurrent writers (parallel tools).
-    end = await session.scalar(
-        update(Response).where(col(Response.id) == response_id)
-        .values(event_seq=col(Response.event_seq) + len(events)).returning(col(Response.event_seq))
-    )
+    end = (await session.execute(_APPEND, {"id": response_id, "n": len(events), "step_seq": step_seq,
+                                           "events": json.dumps(events), "channel": EVENTS_CHANNEL})).scalar()
     if end is None:
         return []
-    first = end - len(events)
-    for i, event in enumerate(events):
-        session.add(ResponseEvent(response_id=response_id, seq=first + i, step_seq=step_seq, type=event["type"],
-                                  event=event))
-    await notify(session, EVENTS_CHANNEL, response_id)
-    return list(range(first, end))
+    return list(range(end - len(events), end))
 
 
 async def notify(session: AsyncSession, channel: str, response_id: str) -> None:

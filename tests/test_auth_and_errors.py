@@ -1,5 +1,6 @@
 """Auth, ownership, and bad input: OpenAI-style envelopes with the right status, nothing half-written."""
 
+import uuid
 from typing import Any
 
 import pytest
@@ -119,6 +120,33 @@ async def test_unknown_route_and_method_use_the_envelope(stack: Stack) -> None:
     key = await stack.new_key()
     assert_envelope(await stack.call("GET", "/v1/nothing-here", key), 404, "not_found_error")
     assert_envelope(await stack.call("PUT", "/v1/responses", key), 405, "invalid_request_error")
+
+
+async def test_a_model_or_tool_changed_while_in_use_is_seen_by_the_next_response(stack: Stack) -> None:
+    # The API and the worker keep the catalog lookups they made; a change must reach both before the next response.
+    key = await stack.new_key()
+    alias = f"alias-{uuid.uuid4().hex[:8]}"
+    for text in ("from the first upstream model", "from the second"):
+        upstream_model = stack.upstream.script(Reply(text=text))
+        await stack.admin("POST", "/admin/models", {"alias": alias, "base_url": stack.upstream.base_url + "/v1",
+                                                    "upstream_model": upstream_model})
+        body = await create(stack, key, model=alias, input="hi")
+        assert body["output"][0]["content"][0]["text"] == text
+        assert len(stack.upstream.scripts[upstream_model].requests) == 1
+
+    tool, elsewhere = await stack.tool(), stack.upstream.tool()
+    model = await stack.model(Reply(tool_calls=[(tool, {"q": "a"})]), Reply(text="one"),
+                              Reply(tool_calls=[(tool, {"q": "b"})]), Reply(text="two"))
+    fields = {"model": model, "input": "go", "tools": [{"type": "function", "name": tool}]}
+    await create(stack, key, **fields)
+    await stack.admin("POST", "/admin/tools", {"name": tool, "url": f"{stack.upstream.base_url}/tools/{elsewhere}"})
+    await create(stack, key, **fields)
+    assert (len(stack.upstream.tool_hits[tool]), len(stack.upstream.tool_hits[elsewhere])) == (1, 1)
+
+    await stack.admin("DELETE", f"/admin/models/{alias}")
+    err = assert_envelope(await stack.call("POST", "/v1/responses", key, {"model": alias, "input": "hi"}), 404,
+                          "not_found_error", "model")
+    assert err["code"] == "model_not_found"
 
 
 async def test_registering_a_model_or_tool_again_replaces_it(stack: Stack) -> None:

@@ -6,10 +6,10 @@ from fastapi import APIRouter
 
 from api import catalog
 from api.catalog import NewApiKey, NewGrant, NewMcpServer, NewModel, NewTool
-from api.deps import Admin, Db
+from api.deps import Admin, CatalogWrite, Db
 from db.tables import GrantKind
 
-router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Admin])
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Admin, CatalogWrite])
 
 
 def _page(data: list[dict[str, Any]]) -> dict[str, Any]:

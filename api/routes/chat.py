@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from openai.types.chat import ChatCompletion
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from api.deps import AppSettings, Db, Http, Owner, read_json
+from api.deps import AppSettings, Catalog, Db, Http, Owner, read_json
 from api.prepare import require_model
 from core.contracts import UpstreamFailure
 from core.errors import InvalidRequest, UpstreamError
@@ -29,7 +29,8 @@ router = APIRouter(prefix="/v1/chat", tags=["chat"])
 
 @router.post("/completions", response_model=None, responses={200: {"model": ChatCompletion, "content": {
     "text/event-stream": {"schema": {"type": "string", "description": "chat.completion.chunk events"}}}}})
-async def chat_completions(request: Request, owner: Owner, s: Db, settings: AppSettings, http: Http) -> Response:
+async def chat_completions(request: Request, owner: Owner, s: Db, settings: AppSettings, http: Http,
+                           catalog: Catalog) -> Response:
     """Route by `model` like /v1/responses and relay the upstream's answer (JSON or SSE)."""
     body = await read_json(request)
     if not isinstance(body, dict) or not isinstance(body.get("model"), str):
@@ -37,7 +38,7 @@ async def chat_completions(request: Request, owner: Owner, s: Db, settings: AppS
     if not isinstance(body.get("messages"), list):
         raise InvalidRequest("Missing required parameter: 'messages'.", param="messages",
                              code="missing_required_parameter")
-    target = await require_model(s, settings, body["model"], owner)
+    target = await require_model(s, settings, body["model"], owner, catalog)
     if target.base_url is None:
         return _scripted(body)
     return await _relay(http, target, body, settings.upstream_timeout_seconds, settings.sse_keepalive_seconds)
