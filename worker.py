@@ -73,7 +73,7 @@ async def run_worker(settings: Settings, *, task_queues: Sequence[str] = (), max
     metrics = Metrics()
     if settings.worker_metrics_port:
         start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host, registry=metrics.registry)
-    notifier = EventNotifier(database_url(settings))
+    notifier = EventNotifier(database_url(settings), follow_events=False)
     await notifier.start()
     # No transport retries: Temporal owns retries.
     async with httpx.AsyncClient(timeout=settings.upstream_timeout_seconds) as http:

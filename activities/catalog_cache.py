@@ -44,5 +44,5 @@ class CatalogCache:
 
 
 async def cached(cache: CatalogCache | None, key: Hashable, load: Callable[[], Awaitable[T]]) -> T:
-    """`cache.get(key, load)`, or `load()` where no cache is kept (the CLI, unit tests)."""
+    """`cache.get(key, load)`, or `load()` where none is kept (a ResponseService or prepare built without one)."""
     return await (cache.get(key, load) if cache is not None else load())

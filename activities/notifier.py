@@ -6,16 +6,44 @@ import contextlib
 import logging
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 
-from db.events import CATALOG_CHANNEL, ENDED_CHANNEL, EVENTS_CHANNEL
+from db.events import CATALOG_CHANNEL, ENDED_CHANNEL, EVENTS_CHANNEL, carried
 
 log = logging.getLogger("agentrunner.notifier")
 
 # Ends remembered for a subscriber that arrives just after the NOTIFY (a step that read its row as open a moment
 # before the cancel committed); bounded, as only the last moments matter.
 _RECENT_ENDS = 10_000
+# Events a waiter keeps from notifications until it takes them; past this it reads the log instead.
+_MAX_CARRIED = 1_000
+
+
+class Wake(asyncio.Event):
+    """Set when a response's event log grows or it ends; keeps the events the notifications carried meanwhile."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.carried: list[dict[str, Any]] | None = []  # None: some wake carried nothing, the log must be read
+
+    def carry(self, events: list[dict[str, Any]] | None) -> None:
+        """Keep what a notification carried (None: it announced events without them)."""
+        if events is None or self.carried is None or len(self.carried) + len(events) > _MAX_CARRIED:
+            self.carried = None
+        else:
+            self.carried += events
+        self.set()
+
+    def take(self, after: int) -> list[dict[str, Any]] | None:
+        """The carried events after sequence number `after` when they follow on from it without a gap; None when
+        the log must be read (nothing carried, something missed, or the wake was of another kind)."""
+        events, self.carried = self.carried, []
+        events = [e for e in events or () if e["sequence_number"] > after] if events is not None else None
+        if not events or any(e["sequence_number"] != after + 1 + i for i, e in enumerate(events)):
+            return None
+        return events
 
 
 class EventNotifier:
@@ -25,9 +53,10 @@ class EventNotifier:
     # connection is being re-established.
     poll_seconds = 1.0
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, *, follow_events: bool = True) -> None:
         self.dsn = dsn
-        self.waiters: dict[tuple[str, str], set[asyncio.Event]] = defaultdict(set)
+        self.follow_events = follow_events  # a worker only waits for ends: it need not hear every delta
+        self.waiters: dict[tuple[str, str], set[Wake]] = defaultdict(set)
         self.ended: OrderedDict[str, None] = OrderedDict()
         self.listening = False
         # Counts catalog changes heard of (and connection changes, across which some may be missed): a lookup kept
@@ -47,9 +76,10 @@ class EventNotifier:
                 await self.task
 
     @contextlib.contextmanager
-    def subscribe(self, response_id: str, *, events: bool = True) -> Iterator[asyncio.Event]:
-        """An event set when this response ends and, with `events`, whenever its event log grows."""
-        wake = asyncio.Event()
+    def subscribe(self, response_id: str, *, events: bool = True) -> Iterator[Wake]:
+        """An event set when this response ends and, with `events`, whenever its event log grows (keeping the events
+        notifications carried)."""
+        wake = Wake()
         keys = [(ENDED_CHANNEL, response_id)] + ([(EVENTS_CHANNEL, response_id)] if events else [])
         for key in keys:
             self.waiters[key].add(wake)
@@ -72,22 +102,27 @@ class EventNotifier:
         """Forget kept catalog lookups: this process changed the catalog (its own NOTIFY arrives a moment later)."""
         self.catalog_generation += 1
 
-    def _deliver(self, channel: str, response_id: str) -> None:
+    def _deliver(self, channel: str, payload: str) -> None:
         if channel == CATALOG_CHANNEL:
             self.catalog_changed()
             return
-        if channel == ENDED_CHANNEL:
-            self.ended[response_id] = None
-            if len(self.ended) > _RECENT_ENDS:
-                self.ended.popitem(last=False)
-        for wake in self.waiters.get((channel, response_id), ()):
+        if channel == EVENTS_CHANNEL:
+            response_id, events = carried(payload)
+            for wake in self.waiters.get((channel, response_id), ()):
+                wake.carry(events)
+            return
+        self.ended[payload] = None
+        if len(self.ended) > _RECENT_ENDS:
+            self.ended.popitem(last=False)
+        for wake in self.waiters.get((channel, payload), ()):
             wake.set()
 
     async def _listen_forever(self) -> None:
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as conn:
-                    await conn.execute(f"LISTEN {EVENTS_CHANNEL}")
+                    if self.follow_events:
+                        await conn.execute(f"LISTEN {EVENTS_CHANNEL}")
                     await conn.execute(f"LISTEN {ENDED_CHANNEL}")
                     await conn.execute(f"LISTEN {CATALOG_CHANNEL}")
                     self.catalog_changed()  # changes made while not listening were not heard of

@@ -70,8 +70,10 @@ class ToolCallActivity:
                 await s.rollback()  # nothing of this attempt is kept: it runs again once the workflow task completed
                 return ToolResult(seq=inp.seq, response_id=inp.response_id, call_id=inp.call_id, ok=False,
                                   deferred=lost)
-            tool = (await self.catalog.get(("tools", (name,), None), lambda: tools_by_name(s, [name]))).get(name) \
-                if label == SERVER_LABEL else None
+            tool = None
+            if label == SERVER_LABEL:
+                registered = await self.catalog.get(("tools", (name,), None), lambda: tools_by_name(s, [name]))
+                tool = registered.get(name)
             remote = await mcp_server(s, response.request, label) if label != SERVER_LABEL else None
             await s.commit()
         output: str | None

@@ -33,6 +33,9 @@ def get_catalog(request: Request) -> CatalogCache:
     return request.app.state.catalog
 
 
+Catalog = Annotated[CatalogCache, Depends(get_catalog)]
+
+
 def get_relay(request: Request) -> EventRelay:
     """The SSE relay of event logs owned by the lifespan."""
     return request.app.state.relay
@@ -75,8 +78,7 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-async def current_owner(request: Request, s: Db,
-                        catalog: Annotated[CatalogCache, Depends(get_catalog)]) -> str:
+async def current_owner(request: Request, s: Db, catalog: Catalog) -> str:
     """The owner of the caller's API key; 401 otherwise."""
     secret = _bearer(request)
     owner = await catalog.get(("key", hash_secret(secret)), lambda: owner_for_key(s, secret))
@@ -85,7 +87,7 @@ async def current_owner(request: Request, s: Db,
     return owner
 
 
-async def catalog_write(catalog: Annotated[CatalogCache, Depends(get_catalog)]) -> AsyncIterator[None]:
+async def catalog_write(catalog: Catalog) -> AsyncIterator[None]:
     """Around an admin request: what this process kept of the catalog is forgotten as soon as the request is done,
     so its next request sees the change (other processes hear of it by NOTIFY)."""
     try:
@@ -109,4 +111,3 @@ Http = Annotated[httpx.AsyncClient, Depends(get_http)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 Admin = Depends(require_admin)
 CatalogWrite = Depends(catalog_write, scope="function")
-Catalog = Annotated[CatalogCache, Depends(get_catalog)]

@@ -56,8 +56,10 @@ class EventRelay:
         with self.notifier.subscribe(response_id) as wake:
             while True:
                 wake.clear()  # cleared before reading, so a NOTIFY during the read is not lost
+                # What the notifications carried goes out as is: the log is read only to catch up.
+                carried = wake.take(after)
                 try:
-                    events, ended = await self._read(response_id, after)
+                    events, ended = (carried, False) if carried else await self._read(response_id, after)
                 except Exception as exc:
                     # A database outage pauses the stream (keep-alives still flow) instead of cutting it.
                     if outage(exc) is None:
@@ -77,7 +79,7 @@ class EventRelay:
                         return
                 if ended:
                     return  # deleted meanwhile, or ended and everything is sent
-                if events:
-                    continue
+                if events and not carried:
+                    continue  # a read returns a page at most: look for more before waiting
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), timeout=self.notifier.wait_timeout())

@@ -18,7 +18,8 @@ CATALOG_CHANNEL = "catalog_changed"  # an API key, model alias, tool, MCP server
 
 # One statement (a round trip, no unit of work): this runs for every streamed delta, and the first delta waits on it.
 # The block of sequence numbers comes from a counter on the response row, which serializes concurrent writers
-# (parallel tools); a response that is gone gets nothing stored.
+# (parallel tools) until they commit, so notifications arrive in sequence order; a response that is gone gets
+# nothing stored. The notification carries the events when they fit (see `carried`).
 _APPEND = text("""
     WITH block AS (
         UPDATE responses SET event_seq = event_seq + :n WHERE id = :id RETURNING event_seq
@@ -27,8 +28,12 @@ _APPEND = text("""
         SELECT :id, block.event_seq - :n + e.ord - 1, :step_seq, e.value ->> 'type', e.value
         FROM block, jsonb_array_elements(CAST(:events AS jsonb)) WITH ORDINALITY AS e(value, ord)
     )
-    SELECT (SELECT event_seq FROM block), pg_notify(:channel, :id)
+    SELECT (SELECT event_seq FROM block),
+           pg_notify(:channel, CASE WHEN :carry THEN concat_ws(' ', :id, (SELECT event_seq FROM block), :events)
+                                    ELSE :id END)
 """)
+# PostgreSQL refuses payloads of 8000 bytes and more; larger batches are announced by id only, and read back.
+_CARRY_LIMIT = 7900
 
 
 async def append_events(session: AsyncSession, response_id: str, events: list[dict[str, Any]],
@@ -36,11 +41,25 @@ async def append_events(session: AsyncSession, response_id: str, events: list[di
     """Stage events at the next sequence numbers and NOTIFY listeners at commit; returns the numbers."""
     if not events:
         return []
+    data = json.dumps(events, separators=(",", ":"))
+    carry = len(response_id) + len(data) + 24 < _CARRY_LIMIT  # ASCII: json.dumps escapes the rest
     end = (await session.execute(_APPEND, {"id": response_id, "n": len(events), "step_seq": step_seq,
-                                           "events": json.dumps(events), "channel": EVENTS_CHANNEL})).scalar()
+                                           "events": data, "carry": carry, "channel": EVENTS_CHANNEL})).scalar()
     if end is None:
         return []
     return list(range(end - len(events), end))
+
+
+def carried(payload: str) -> tuple[str, list[dict[str, Any]] | None]:
+    """An events notification's response id, and the events it carries with their sequence numbers (None when it
+    carries none: read the log)."""
+    response_id, _, rest = payload.partition(" ")
+    end, _, data = rest.partition(" ")
+    if not data or not end.isdigit():
+        return response_id, None
+    events = json.loads(data)
+    first = int(end) - len(events)
+    return response_id, [{**event, "sequence_number": first + i} for i, event in enumerate(events)]
 
 
 async def notify(session: AsyncSession, channel: str, response_id: str) -> None:

@@ -73,3 +73,19 @@ async def test_the_listener_reconnects_by_itself(stack: Stack, event_log_reads: 
     await eventually(back, timeout=15)
     # Streams work and are woken by notifications again, not by polling.
     assert await _idle_reads(stack, event_log_reads) == 0
+
+
+async def test_live_deltas_are_sent_from_their_notifications_not_read_back(stack: Stack,
+                                                                             event_log_reads: list[float]) -> None:
+    # Each delta's NOTIFY carries it (committed first): the relay sends it without reading the log again.
+    words = [f"w{i} " for i in range(20)]
+    model = await stack.model(Reply(text="".join(words), token_delay=0.02))
+    deltas = []
+    async with stack.http.stream("POST", stack.url + "/v1/responses", json={"model": model, "input": "hi",
+                                                                            "stream": True},
+                                 headers={"Authorization": f"Bearer {await stack.new_key()}"}) as r:
+        async for line in r.aiter_lines():
+            if line.startswith("data:") and '"response.output_text.delta"' in line:
+                deltas.append(line)
+    assert len(deltas) >= 10  # the upstream's pace: most tokens are a write of their own
+    assert len(event_log_reads) <= 3, event_log_reads  # catching up at the start, and maybe at the end
