@@ -28,7 +28,7 @@ from core.settings import Settings
 from core.temporal import connect_temporal
 from db.engine import create_engine, database_url, session_factory
 from workflows.compaction import CompactionWorkflow
-from workflows.response import ResponseWorkflow
+from workflows.response import ResponseWorkflow, ResponseWorkflowV2
 
 log = logging.getLogger("agentrunner.worker")
 
@@ -47,7 +47,7 @@ def build_worker(client: Client, settings: Settings, sessions: async_sessionmake
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
-        workflows=[ResponseWorkflow, CompactionWorkflow],
+        workflows=[ResponseWorkflowV2, ResponseWorkflow, CompactionWorkflow],
         # Our workflow code is deterministic by construction (workflows/ imports no I/O library:
         # tests/unit/test_imports.py) and the replay test guards it; the sandbox's per-run module environment cost
         # CPU on every workflow task without catching anything those do not.

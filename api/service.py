@@ -41,7 +41,7 @@ from db.compactions import finish_compaction, get_compaction
 from db.tables import Compaction, Response
 
 log = logging.getLogger("agentrunner.api")
-WORKFLOW = "ResponseWorkflow"
+WORKFLOW = "ResponseWorkflowV2"  # new responses; ResponseWorkflow runs those started before it
 COMPACTION_WORKFLOW = "CompactionWorkflow"
 _CLOSED_AS = {
     WorkflowExecutionStatus.CANCELED: ResponseStatus.CANCELLED,

@@ -9,13 +9,13 @@ from temporalio.worker import Replayer
 from tests.conftest import Stack
 from tests.helpers import create
 from tests.scripted_upstream import Reply
-from workflows.response import ResponseWorkflow
+from workflows.response import ResponseWorkflow, ResponseWorkflowV2
 
 DATA = Path(__file__).parent / "data"
 
 
 def replayer() -> Replayer:
-    return Replayer(workflows=[ResponseWorkflow], data_converter=pydantic_data_converter)
+    return Replayer(workflows=[ResponseWorkflowV2, ResponseWorkflow], data_converter=pydantic_data_converter)
 
 
 async def test_history_from_before_start_in_first_call_still_replays() -> None:
@@ -37,10 +37,28 @@ async def test_history_from_before_local_steps_still_replays() -> None:
     assert result.replay_failure is None
 
 
+async def test_a_response_started_on_the_patched_first_type_still_replays() -> None:
+    # Recorded just before new responses moved to ResponseWorkflowV2: ResponseWorkflow with both patches taken (their
+    # markers and TemporalChangeVersion upserts), local steps, a tool step and an answer; a response in flight during
+    # that deploy finishes on ResponseWorkflow.
+    history = WorkflowHistory.from_json("resp_recorded",
+                                        (DATA / "history-response-workflow-v1-patched.json").read_text())
+    assert history.events[0].workflow_execution_started_event_attributes.workflow_type.name == "ResponseWorkflow"
+    markers = [e.marker_recorded_event_attributes.marker_name for e in history.events
+               if e.HasField("marker_recorded_event_attributes")]
+    assert markers.count("core_patch") == 2 and markers.count("core_local_activity") == 4
+    result = await replayer().replay_workflow(history)
+    assert result.replay_failure is None
+
+
 async def test_a_current_history_replays(stack: Stack) -> None:
     model = await stack.model(Reply(text="hi"))
     body = await create(stack, await stack.new_key(), model=model, input="hello")
     handle = stack.temporal.get_workflow_handle(body["id"])
     await handle.result()  # the whole history: the answer leaves before the workflow's own end
     history = await handle.fetch_history()
+    assert history.events[0].workflow_execution_started_event_attributes.workflow_type.name == "ResponseWorkflowV2"
+    markers = [e.marker_recorded_event_attributes.marker_name for e in history.events
+               if e.HasField("marker_recorded_event_attributes")]
+    assert "core_patch" not in markers  # the new type carries no patches, nor their search attribute upserts
     assert (await replayer().replay_workflow(history)).replay_failure is None
