@@ -39,8 +39,8 @@ class Wake(asyncio.Event):
     def take(self, after: int) -> list[dict[str, Any]] | None:
         """The carried events after sequence number `after` when they follow on from it without a gap; None when
         the log must be read (nothing carried, something missed, or the wake was of another kind)."""
-        events, self.carried = self.carried, []
-        events = [e for e in events or () if e["sequence_number"] > after] if events is not None else None
+        kept, self.carried = self.carried, []
+        events = [e for e in kept or () if e["sequence_number"] > after]
         if not events or any(e["sequence_number"] != after + 1 + i for i, e in enumerate(events)):
             return None
         return events
