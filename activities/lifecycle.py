@@ -40,6 +40,7 @@ async def move_status(session: AsyncSession, response_id: str, status: ResponseS
         await notify(session, ENDED_CHANNEL, response_id)  # a blocking request answers, a local step stops, at once
         scrubbed = without_credentials(row.request)
         if scrubbed is not None:  # MCP credentials a request gave are needed while it runs, not after
+            await db.set_request(session, response_id, scrubbed)
             row.request = scrubbed
     if row is not None and row.conversation_id and status in TURN_TAKEN:
         await conversations.append_items(session, row.conversation_id, await db.own_items(session, response_id),

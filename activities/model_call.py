@@ -185,6 +185,7 @@ class ModelCallActivity:
                                       only_from=OPEN_STATUSES) if stored and ends else None
         if ended is not None:
             observe_end(self.metrics, ended, inp.seq)
+            turn.ended_response = True  # after storing it: a retry that finds the step done ends nothing
         return turn
 
     async def _chat(self, target: ModelTarget, payload: dict[str, Any], request: dict[str, Any], runs: Runs,

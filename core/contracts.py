@@ -99,12 +99,16 @@ class ModelTurn(LocalStepResult):
     finish_reason: str | None = None
     output_items: int = 0
     usage: Usage = Usage()
+    ended_response: bool = False  # this call moved the response to completed, in its step's own commit
 
     @property
     def completes_response(self) -> bool:
-        """A turn without tool calls that did not stop at the output limit is the response's last: it completes it.
-        (workflows.decide ends the loop on it; the model call ends the row with the step's own commit.)"""
-        return not self.tool_calls and self.finish_reason != "length"
+        """A turn without server-side calls is the response's last, and completes it: its calls (if any) go back to
+        the client; without calls, unless it stopped at the output limit (then the response is incomplete).
+        workflows.decide ends the loop on it; the model call ends the row with the step's own commit."""
+        if any(c.server_side for c in self.tool_calls):
+            return False
+        return bool(self.tool_calls) or self.finish_reason != "length"
 
 
 class ToolCallInput(BaseModel):

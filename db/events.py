@@ -4,11 +4,12 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from core.status import TERMINAL_STATUSES
+from db.raw import execute
 from db.tables import Response, ResponseEvent
 
 EVENTS_CHANNEL = "response_events"  # a response's event log grew
@@ -20,18 +21,19 @@ CATALOG_CHANNEL = "catalog_changed"  # an API key, model alias, tool, MCP server
 # The block of sequence numbers comes from a counter on the response row, which serializes concurrent writers
 # (parallel tools) until they commit, so notifications arrive in sequence order; a response that is gone gets
 # nothing stored. The notification carries the events when they fit (see `carried`).
-_APPEND = text("""
+_APPEND = """
     WITH block AS (
-        UPDATE responses SET event_seq = event_seq + :n WHERE id = :id RETURNING event_seq
+        UPDATE responses SET event_seq = event_seq + %(n)s WHERE id = %(id)s RETURNING event_seq
     ), stored AS (
         INSERT INTO response_events (response_id, seq, step_seq, type, event)
-        SELECT :id, block.event_seq - :n + e.ord - 1, :step_seq, e.value ->> 'type', e.value
-        FROM block, jsonb_array_elements(CAST(:events AS jsonb)) WITH ORDINALITY AS e(value, ord)
+        SELECT %(id)s, block.event_seq - %(n)s + e.ord - 1, %(step_seq)s, e.value ->> 'type', e.value
+        FROM block, jsonb_array_elements(CAST(%(events)s AS jsonb)) WITH ORDINALITY AS e(value, ord)
     )
     SELECT (SELECT event_seq FROM block),
-           pg_notify(:channel, CASE WHEN :carry THEN concat_ws(' ', :id, (SELECT event_seq FROM block), :events)
-                                    ELSE :id END)
-""")
+           pg_notify(%(channel)s, CASE WHEN %(carry)s THEN concat_ws(' ', %(id)s::text, (SELECT event_seq FROM block),
+                                                                  %(events)s::text)
+                                       ELSE %(id)s END)
+"""
 # PostgreSQL refuses payloads of 8000 bytes and more; larger batches are announced by id only, and read back.
 _CARRY_LIMIT = 7900
 
@@ -43,8 +45,10 @@ async def append_events(session: AsyncSession, response_id: str, events: list[di
         return []
     data = json.dumps(events, separators=(",", ":"))
     carry = len(response_id) + len(data) + 24 < _CARRY_LIMIT  # ASCII: json.dumps escapes the rest
-    end = (await session.execute(_APPEND, {"id": response_id, "n": len(events), "step_seq": step_seq,
-                                           "events": data, "carry": carry, "channel": EVENTS_CHANNEL})).scalar()
+    params = {"id": response_id, "n": len(events), "step_seq": step_seq, "events": data, "carry": carry,
+              "channel": EVENTS_CHANNEL}
+    row = await (await execute(session, _APPEND, params)).fetchone()
+    end = row[0] if row else None
     if end is None:
         return []
     return list(range(end - len(events), end))
@@ -65,28 +69,22 @@ def carried(payload: str) -> tuple[str, list[dict[str, Any]] | None]:
 async def notify(session: AsyncSession, channel: str, response_id: str) -> None:
     """Stage waking this response's listeners on `channel` at commit; PostgreSQL sends one notification per channel
     and payload per transaction, however often this runs."""
-    await session.execute(text("SELECT pg_notify(:channel, :id)"), {"channel": channel, "id": response_id})
+    await execute(session, "SELECT pg_notify(%s, %s)", (channel, response_id))
 
 
 async def events_after(session: AsyncSession, response_id: str, after: int,
                        limit: int = 500) -> list[dict[str, Any]]:
     """Events with sequence number > after, in order, each with its `sequence_number`."""
-    rows = await session.execute(
-        select(col(ResponseEvent.seq), col(ResponseEvent.event))
-        .where(col(ResponseEvent.response_id) == response_id, col(ResponseEvent.seq) > after)
-        .order_by(col(ResponseEvent.seq)).limit(limit)
-    )
+    rows = await (await execute(session, "SELECT seq, event FROM response_events WHERE response_id = %s AND seq > %s "
+                                         "ORDER BY seq LIMIT %s", (response_id, after, limit))).fetchall()
     return [{**event, "sequence_number": seq} for seq, event in rows]
 
 
 async def step_events(session: AsyncSession, response_id: str, step_seq: int) -> list[dict[str, Any]]:
     """Events a step already emitted (a retried attempt continues from them)."""
-    rows = await session.scalars(
-        select(col(ResponseEvent.event))
-        .where(col(ResponseEvent.response_id) == response_id, col(ResponseEvent.step_seq) == step_seq)
-        .order_by(col(ResponseEvent.seq))
-    )
-    return list(rows)
+    rows = await (await execute(session, "SELECT event FROM response_events WHERE response_id = %s AND step_seq = %s "
+                                         "ORDER BY seq", (response_id, step_seq))).fetchall()
+    return [event for event, in rows]
 
 
 async def delete_expired_events(session: AsyncSession, older_than: timedelta) -> int:

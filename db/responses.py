@@ -4,14 +4,16 @@ from collections.abc import Collection
 from datetime import timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import delete, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from psycopg import sql
+from psycopg.types.json import Jsonb
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from core.status import OPEN_STATUSES, TERMINAL_STATUSES, ResponseStatus
 from core.usage import Usage
 from db.events import append_events
+from db.raw import execute, execute_dicts
 from db.tables import Item, Response, Step
 
 # Output items of step `seq` sit at seq * STEP_STRIDE + index, so parallel steps never collide.
@@ -26,12 +28,16 @@ def add_items(session: AsyncSession, response_id: str, owner_id: str, direction:
                          position=first_position + i, id=data["id"], data=data))
 
 
+def _open() -> list[str]:
+    return [s.value for s in OPEN_STATUSES]
+
+
 async def get_response(session: AsyncSession, response_id: str, owner_id: str | None = None) -> Response | None:
-    """A response by id, optionally only if this owner's."""
-    row = await session.get(Response, response_id, populate_existing=True)
-    if row is None or (owner_id is not None and row.owner_id != owner_id):
+    """A response by id, optionally only if this owner's (read as it is now: the row is not kept in the session)."""
+    row = await (await execute_dicts(session, "SELECT * FROM responses WHERE id = %s", (response_id,))).fetchone()
+    if row is None or (owner_id is not None and row["owner_id"] != owner_id):
         return None
-    return row
+    return Response(**row)
 
 
 def is_stored(row: Response) -> bool:
@@ -68,17 +74,16 @@ async def own_items(session: AsyncSession, response_id: str) -> list[dict[str, A
 
 async def output_item(session: AsyncSession, response_id: str, item_id: str) -> dict[str, Any] | None:
     """One of a response's output items, by id."""
-    return await session.scalar(select(col(Item.data)).where(
-        col(Item.response_id) == response_id, col(Item.direction) == "output", col(Item.id) == item_id))
+    row = await (await execute(session, "SELECT data FROM items WHERE response_id = %s AND direction = 'output' "
+                                        "AND id = %s", (response_id, item_id))).fetchone()
+    return row[0] if row else None
 
 
 async def output_items(session: AsyncSession, response_id: str) -> list[dict[str, Any]]:
     """A response's output, in order."""
-    rows = await session.scalars(
-        select(col(Item.data)).where(col(Item.response_id) == response_id, col(Item.direction) == "output")
-        .order_by(col(Item.position))
-    )
-    return list(rows)
+    rows = await (await execute(session, "SELECT data FROM items WHERE response_id = %s AND direction = 'output' "
+                                         "ORDER BY position", (response_id,))).fetchall()
+    return [data for data, in rows]
 
 
 async def input_items(session: AsyncSession, response_id: str) -> list[dict[str, Any]]:
@@ -116,9 +121,9 @@ async def context_items(session: AsyncSession, response_id: str) -> list[dict[st
     Output items carry `_turn` (which model call produced them), so calls of different turns stay apart. A
     conversation's items come first (as inputs), but not those this response appended itself when it ended.
     """
-    rows = await session.execute(text("""
+    rows = await (await execute(session, """
         WITH RECURSIVE chain(id, prev, depth) AS (
-            SELECT id, previous_response_id, 0 FROM responses WHERE id = :id
+            SELECT id, previous_response_id, 0 FROM responses WHERE id = %(id)s
             UNION ALL
             SELECT r.id, r.previous_response_id, c.depth + 1
             FROM responses r JOIN chain c ON r.id = c.prev WHERE c.depth < 10000
@@ -126,13 +131,13 @@ async def context_items(session: AsyncSession, response_id: str) -> list[dict[st
         SELECT data, direction, step, depth FROM (
             SELECT ci.data, 'input' AS direction, 0 AS step, 2147483647 AS depth, ci.position
             FROM conversation_items ci JOIN responses r ON r.conversation_id = ci.conversation_id
-            WHERE r.id = :id AND ci.response_id IS DISTINCT FROM :id
+            WHERE r.id = %(id)s AND ci.response_id IS DISTINCT FROM %(id)s
             UNION ALL
-            SELECT i.data, i.direction, i.position / :stride, c.depth, i.position
+            SELECT i.data, i.direction, i.position / %(stride)s, c.depth, i.position
             FROM items i JOIN chain c ON i.response_id = c.id
         ) context
         ORDER BY depth DESC, direction, position
-    """), {"id": response_id, "stride": STEP_STRIDE})
+    """, {"id": response_id, "stride": STEP_STRIDE})).fetchall()
     return [{**data, "_turn": f"{depth}/{step}"} if direction == "output" else data
             for data, direction, step, depth in rows]
 
@@ -141,15 +146,27 @@ async def set_status(session: AsyncSession, response_id: str, status: ResponseSt
                      only_from: Collection[ResponseStatus], error: dict[str, Any] | None = None,
                      incomplete_reason: str | None = None) -> Response | None:
     """Stage moving a response to `status` if it is in one of `only_from`; the moved row, None when it did not move."""
-    values: dict[str, Any] = {"status": status, "updated_at": func.now()}
-    if status in TERMINAL_STATUSES:
-        values |= {"completed_at": func.now(), "error": error, "incomplete_reason": incomplete_reason}
-    # RETURNING the row spares a SELECT; populate_existing refreshes a copy the session already holds.
-    row = await session.scalar(
-        update(Response).where(col(Response.id) == response_id, col(Response.status).in_(only_from))
-        .values(**values).returning(Response).execution_options(populate_existing=True)
-    )
-    return row
+    row = await (await execute_dicts(session, _SET_STATUS, {
+        "id": response_id, "status": status.value, "from": [s.value for s in only_from],
+        "ends": status in TERMINAL_STATUSES, "error": Jsonb(error) if error is not None else None,
+        "reason": incomplete_reason})).fetchone()
+    return Response(**row) if row is not None else None
+
+
+# RETURNING the row spares a SELECT. Ending it stamps completed_at and sets its error and reason.
+_SET_STATUS = """
+    UPDATE responses SET status = %(status)s, updated_at = now(),
+        completed_at = CASE WHEN %(ends)s THEN now() ELSE completed_at END,
+        error = CASE WHEN %(ends)s THEN %(error)s::jsonb ELSE error END,
+        incomplete_reason = CASE WHEN %(ends)s THEN %(reason)s::text ELSE incomplete_reason END
+    WHERE id = %(id)s AND status = ANY(%(from)s)
+    RETURNING *
+"""
+
+
+async def set_request(session: AsyncSession, response_id: str, request: dict[str, Any]) -> None:
+    """Stage replacing a response's stored request (credentials it no longer needs scrubbed)."""
+    await execute(session, "UPDATE responses SET request = %s WHERE id = %s", (Jsonb(request), response_id))
 
 
 async def lock_open_response(session: AsyncSession, response_id: str) -> Response | None:
@@ -194,7 +211,8 @@ async def count_open_responses(session: AsyncSession) -> dict[str, int]:
 
 async def count_steps(session: AsyncSession, response_id: str) -> int:
     """How many steps a response took."""
-    return int(await session.scalar(select(func.count()).where(col(Step.response_id) == response_id)) or 0)
+    row = await (await execute(session, "SELECT count(*) FROM steps WHERE response_id = %s", (response_id,))).fetchone()
+    return int(row[0]) if row else 0
 
 
 async def list_steps(session: AsyncSession, response_id: str) -> list[Step]:
@@ -205,10 +223,9 @@ async def list_steps(session: AsyncSession, response_id: str) -> list[Step]:
 
 async def completed_step_result(session: AsyncSession, response_id: str, seq: int) -> dict[str, Any] | None:
     """The stored result of a step that already completed, so a retried activity does not redo it."""
-    row = await session.get(Step, (response_id, seq), populate_existing=True)
-    if row is not None and row.state == "completed":
-        return row.result
-    return None
+    row = await (await execute(session, "SELECT result FROM steps WHERE response_id = %s AND seq = %s "
+                                        "AND state = 'completed'", (response_id, seq))).fetchone()
+    return row[0] if row else None
 
 
 class StepStart(NamedTuple):
@@ -226,17 +243,20 @@ async def begin_step(session: AsyncSession, response_id: str, seq: int, kind: st
     Attempts are counted here, not by Temporal: a step re-run after its worker died (a local activity starts
     over at attempt 1 when its workflow task is retried) is an attempt too.
     """
-    started = insert(Step).values(response_id=response_id, seq=seq, kind=kind, state="running", attempt=1,
-                                  tool_name=tool_name, call_id=call_id, started_at=func.now())
-    started = started.on_conflict_do_update(
-        index_elements=["response_id", "seq"],
-        set_={"state": "running", "attempt": col(Step.attempt) + 1, "error": None, "finished_at": None},
-        where=col(Step.state) != "completed",
-    )
-    attempt = await session.scalar(started.returning(col(Step.attempt)))
-    if attempt is not None:
-        return StepStart(attempt, None)
+    row = await (await execute(session, _BEGIN_STEP, (response_id, seq, kind, tool_name, call_id))).fetchone()
+    if row is not None:
+        return StepStart(row[0], None)
     return StepStart(0, await completed_step_result(session, response_id, seq))
+
+
+_BEGIN_STEP = """
+    INSERT INTO steps (response_id, seq, kind, state, attempt, tool_name, call_id, started_at)
+    VALUES (%s, %s, %s, 'running', 1, %s, %s, now())
+    ON CONFLICT (response_id, seq) DO UPDATE SET state = 'running', attempt = steps.attempt + 1, error = NULL,
+        finished_at = NULL
+    WHERE steps.state <> 'completed'
+    RETURNING attempt
+"""
 
 
 async def fail_step(session: AsyncSession, response_id: str, seq: int, error: str) -> None:
@@ -274,34 +294,44 @@ async def complete_step(session: AsyncSession, response_id: str, seq: int, *, it
     A tool that failed still completes its step (the model gets the error as output); `error` keeps it visible.
     `first_index` skips items an earlier attempt already stored; `replace` rewrites stored output items (by id);
     `events` are the step's closing stream events.
-
-    A few Core statements, as this runs once per step: the response row is locked by adding the usage (a cancel
-    ending it waits, or has ended it and nothing is stored), then the step is completed unless a retry did so.
     """
-    sums = {name: col(getattr(Response, name)) + value for name, value in usage} if usage is not None else {}
-    row = (await session.execute(
-        update(Response).where(col(Response.id) == response_id, col(Response.status).in_(OPEN_STATUSES))
-        .values(updated_at=func.now(), **sums)
-        .returning(col(Response.owner_id), col(Response.request)["stream"].astext))).first()
     if usage is not None and "usage" not in result:  # a model call's result carries it already
         result = {**result, "usage": usage.model_dump()}
-    completed = row is not None and await session.scalar(
-        update(Step).where(col(Step.response_id) == response_id, col(Step.seq) == seq, col(Step.state) != "completed")
-        .values(state="completed", result=result, error=error, finished_at=func.now()).returning(col(Step.seq)))
-    if row is None or completed is None:
-        await session.rollback()
+    row = await (await execute(session, _COMPLETE_STEP, {
+        "id": response_id, "seq": seq, "open": _open(), "result": Jsonb(result), "error": error,
+        "first": seq * STEP_STRIDE + first_index, "items": Jsonb(items), "replace": Jsonb(replace or []),
+        **(usage or Usage()).model_dump()})).fetchone()
+    if row is None or not row[1]:
+        await session.rollback()  # the response ended, or a retry completed the step: its usage is not added twice
         return False
-    owner_id, stream = row
-    if items:
-        first = seq * STEP_STRIDE + first_index
-        await session.execute(insert(Item), [
-            {"response_id": response_id, "owner_id": owner_id, "direction": "output", "position": first + i,
-             "id": data["id"], "data": data} for i, data in enumerate(items)])
-    for data in replace or []:
-        await session.execute(update(Item).where(col(Item.response_id) == response_id, col(Item.direction) == "output",
-                                                 col(Item.id) == data["id"]).values(data=data))
-    if events and stream == "true":
+    if events and row[0] == "true":
         await append_events(session, response_id, events, step_seq=seq)
     if commit:
         await session.commit()
     return True
+
+
+# One statement, as this runs once per step. The response row is locked by adding the usage (a cancel ending it
+# waits, or has ended it and nothing is stored); the step is completed unless a retry did so; only then are its
+# items stored and rewritten. The caller rolls back when the response moved but the step did not.
+_COMPLETE_STEP = sql.SQL("""
+    WITH response AS (
+        UPDATE responses SET updated_at = now(), {usage}
+        WHERE id = %(id)s AND status = ANY(%(open)s)
+        RETURNING owner_id, request ->> 'stream' AS stream
+    ), step AS (
+        UPDATE steps SET state = 'completed', result = %(result)s, error = %(error)s, finished_at = now()
+        WHERE response_id = %(id)s AND seq = %(seq)s AND state <> 'completed' AND EXISTS (SELECT FROM response)
+        RETURNING seq
+    ), added AS (
+        INSERT INTO items (response_id, owner_id, direction, position, id, data)
+        SELECT %(id)s, response.owner_id, 'output', %(first)s + e.ord - 1, e.value ->> 'id', e.value
+        FROM response, step, jsonb_array_elements(%(items)s) WITH ORDINALITY AS e(value, ord)
+    ), replaced AS (
+        UPDATE items SET data = e.value
+        FROM step, jsonb_array_elements(%(replace)s) AS e(value)
+        WHERE items.response_id = %(id)s AND items.direction = 'output' AND items.id = e.value ->> 'id'
+    )
+    SELECT response.stream, EXISTS (SELECT FROM step) FROM response
+""").format(usage=sql.SQL(", ").join(sql.SQL("{0} = {0} + {1}").format(sql.Identifier(name), sql.Placeholder(name))
+                                     for name in Usage.model_fields))

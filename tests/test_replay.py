@@ -51,6 +51,20 @@ async def test_a_response_started_on_the_patched_first_type_still_replays() -> N
     assert result.replay_failure is None
 
 
+async def test_a_response_whose_finalize_wrote_the_end_again_still_replays() -> None:
+    # Recorded on ResponseWorkflowV2 before a model call that ends the row told the workflow so: a tool step, an
+    # answer, then the finalize local activity that found the row ended. Its recorded turns say nothing of having
+    # ended the row, so the replay schedules finalize as recorded.
+    history = WorkflowHistory.from_json("resp_recorded",
+                                        (DATA / "history-response-workflow-v2-finalize.json").read_text())
+    assert history.events[0].workflow_execution_started_event_attributes.workflow_type.name == "ResponseWorkflowV2"
+    markers = [e.marker_recorded_event_attributes.marker_name for e in history.events
+               if e.HasField("marker_recorded_event_attributes")]
+    assert markers == ["core_local_activity"] * 4  # call_model, call_tool, call_model, finalize
+    result = await replayer().replay_workflow(history)
+    assert result.replay_failure is None
+
+
 async def test_a_current_history_replays(stack: Stack) -> None:
     model = await stack.model(Reply(text="hi"))
     body = await create(stack, await stack.new_key(), model=model, input="hello")
@@ -61,4 +75,5 @@ async def test_a_current_history_replays(stack: Stack) -> None:
     markers = [e.marker_recorded_event_attributes.marker_name for e in history.events
                if e.HasField("marker_recorded_event_attributes")]
     assert "core_patch" not in markers  # the new type carries no patches, nor their search attribute upserts
+    assert markers == ["core_local_activity"]  # the model call, which ended the row: no finalize after it
     assert (await replayer().replay_workflow(history)).replay_failure is None

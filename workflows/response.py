@@ -112,6 +112,7 @@ class ResponseWorkflow:
     @workflow.init
     def __init__(self, inp: ResponseWorkflowInput) -> None:
         self._trace = Trace(inp.response_id)
+        self._row_ended = False  # the last model call ended the response row itself
 
     @workflow.query(description="The response's steps so far (ids, names, states, workflow times) and its current "
                                 "details; the codec endpoint shows each step's content.")
@@ -141,7 +142,7 @@ class ResponseWorkflow:
                     start_to_close_timeout=STATE_TIMEOUT, retry_policy=STATE_RETRY)
             _set_status(ResponseStatus.IN_PROGRESS)
             status, reason = await self._loop(inp, start_in_first_call)
-            await self._finalize(inp, status, incomplete_reason=reason)
+            await self._finalize(inp, status, incomplete_reason=reason, row_ended=self._row_ended)
             return ResponseOutcome(response_id=inp.response_id, status=status)
         except asyncio.CancelledError:
             await self._finalize(inp, ResponseStatus.CANCELLED)
@@ -181,6 +182,9 @@ class ResponseWorkflow:
                 if state.turns:
                     self._trace.hand_back([(c.call_id, c.name) for c in state.turns[-1].tool_calls
                                            if not c.server_side])
+                    # A model call that ended the row says so in its recorded result, so replays decide the same.
+                    self._row_ended = (state.turns[-1].ended_response
+                                       and decision.status == ResponseStatus.COMPLETED)
                 return decision.status, decision.incomplete_reason
             if isinstance(decision, CallModel):
                 call = ModelCallInput(response_id=inp.response_id, seq=state.next_seq, turn=len(state.turns) + 1,
@@ -299,11 +303,14 @@ class ResponseWorkflow:
             summary=summary)
 
     async def _finalize(self, inp: ResponseWorkflowInput, status: ResponseStatus, *,
-                        incomplete_reason: str | None = None, error: UpstreamFailure | None = None) -> None:
+                        incomplete_reason: str | None = None, error: UpstreamFailure | None = None,
+                        row_ended: bool = False) -> None:
         _set_status(status)
         reason = incomplete_reason or (error.message[:200] if error else None)
         self._trace.finish(status, workflow.now(), reason=reason)
         self._show()
+        if row_ended:
+            return  # nothing left to write: a local activity (and its transaction, its marker) fewer per response
         # Status writes are short DB updates: local activities spare two server round trips per response.
         await workflow.execute_local_activity_method(
             ResponseStateActivities.finalize,
