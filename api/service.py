@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+from psycopg.errors import UniqueViolation
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.common import (
@@ -81,12 +81,10 @@ class ResponseService:
         p = await prepare(s, self.settings, owner_id, body, idempotency_key, self.catalog)
         row, is_new = p.row, p.is_new
         if is_new:
-            s.add(row)
             try:
-                await s.flush()
-                db.add_items(s, row.id, owner_id, "input", p.items, 0)
+                await db.insert_response(s, row, p.items)
                 await s.commit()
-            except IntegrityError:
+            except UniqueViolation:
                 # The same Idempotency-Key raced us: attach to the response it created, like a later retry would
                 # (its workflow may not be started yet; starting it again is a no-op).
                 await s.rollback()

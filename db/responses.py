@@ -32,6 +32,33 @@ def _open() -> list[str]:
     return [s.value for s in OPEN_STATUSES]
 
 
+async def insert_response(session: AsyncSession, row: Response, items: list[dict[str, Any]]) -> None:
+    """Stage a new response with its input items, in one statement; the row gets the times the database gave it."""
+    created = await (await execute(session, _INSERT_RESPONSE, {
+        "id": row.id, "owner_id": row.owner_id, "status": row.status, "model": row.model, "request": Jsonb(row.request),
+        "previous_response_id": row.previous_response_id, "idempotency_key": row.idempotency_key,
+        "request_hash": row.request_hash, "conversation_id": row.conversation_id, "items": Jsonb(items)})).fetchone()
+    assert created is not None
+    row.created_at, row.updated_at = created
+
+
+# The items' foreign key is checked at the end of the statement, which has inserted the response by then.
+_INSERT_RESPONSE = """
+    WITH response AS (
+        INSERT INTO responses (id, owner_id, status, model, request, previous_response_id, idempotency_key,
+                               request_hash, conversation_id)
+        VALUES (%(id)s, %(owner_id)s, %(status)s, %(model)s, %(request)s, %(previous_response_id)s,
+                %(idempotency_key)s, %(request_hash)s, %(conversation_id)s)
+        RETURNING created_at, updated_at
+    ), added AS (
+        INSERT INTO items (response_id, owner_id, direction, position, id, data)
+        SELECT %(id)s, %(owner_id)s, 'input', e.ord - 1, e.value ->> 'id', e.value
+        FROM response, jsonb_array_elements(%(items)s) WITH ORDINALITY AS e(value, ord)
+    )
+    SELECT created_at, updated_at FROM response
+"""
+
+
 async def get_response(session: AsyncSession, response_id: str, owner_id: str | None = None) -> Response | None:
     """A response by id, optionally only if this owner's (read as it is now: the row is not kept in the session)."""
     row = await (await execute_dicts(session, "SELECT * FROM responses WHERE id = %s", (response_id,))).fetchone()
