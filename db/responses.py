@@ -28,8 +28,9 @@ def add_items(session: AsyncSession, response_id: str, owner_id: str, direction:
                          position=first_position + i, id=data["id"], data=data))
 
 
-def _open() -> list[str]:
-    return [s.value for s in OPEN_STATUSES]
+def _values(statuses: Collection[ResponseStatus]) -> list[str]:
+    """Statuses as the text the column holds, for `status = ANY(...)`."""
+    return [s.value for s in statuses]
 
 
 async def insert_response(session: AsyncSession, row: Response, items: list[dict[str, Any]]) -> None:
@@ -174,7 +175,7 @@ async def set_status(session: AsyncSession, response_id: str, status: ResponseSt
                      incomplete_reason: str | None = None) -> Response | None:
     """Stage moving a response to `status` if it is in one of `only_from`; the moved row, None when it did not move."""
     row = await (await execute_dicts(session, _SET_STATUS, {
-        "id": response_id, "status": status.value, "from": [s.value for s in only_from],
+        "id": response_id, "status": status.value, "from": _values(only_from),
         "ends": status in TERMINAL_STATUSES, "error": Jsonb(error) if error is not None else None,
         "reason": incomplete_reason})).fetchone()
     return Response(**row) if row is not None else None
@@ -325,7 +326,7 @@ async def complete_step(session: AsyncSession, response_id: str, seq: int, *, it
     if usage is not None and "usage" not in result:  # a model call's result carries it already
         result = {**result, "usage": usage.model_dump()}
     row = await (await execute(session, _COMPLETE_STEP, {
-        "id": response_id, "seq": seq, "open": _open(), "result": Jsonb(result), "error": error,
+        "id": response_id, "seq": seq, "open": _values(OPEN_STATUSES), "result": Jsonb(result), "error": error,
         "first": seq * STEP_STRIDE + first_index, "items": Jsonb(items), "replace": Jsonb(replace or []),
         **(usage or Usage()).model_dump()})).fetchone()
     if row is None or not row[1]:
