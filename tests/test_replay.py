@@ -18,51 +18,59 @@ def replayer() -> Replayer:
     return Replayer(workflows=[ResponseWorkflowV2, ResponseWorkflow], data_converter=pydantic_data_converter)
 
 
+def recorded(name: str) -> WorkflowHistory:
+    """A history recorded by an earlier version, from tests/data."""
+    return WorkflowHistory.from_json("resp_recorded", (DATA / name).read_text())
+
+
+def workflow_type(history: WorkflowHistory) -> str:
+    return history.events[0].workflow_execution_started_event_attributes.workflow_type.name
+
+
+def markers(history: WorkflowHistory) -> list[str]:
+    """The names of the markers the history recorded, in order."""
+    return [e.marker_recorded_event_attributes.marker_name for e in history.events
+            if e.HasField("marker_recorded_event_attributes")]
+
+
+async def assert_replays(history: WorkflowHistory) -> None:
+    assert (await replayer().replay_workflow(history)).replay_failure is None
+
+
 async def test_history_from_before_start_in_first_call_still_replays() -> None:
     # Recorded with the version that marked responses in_progress in a local activity of its own.
-    history = WorkflowHistory.from_json("resp_recorded",
-                                        (DATA / "history-before-start-in-first-call.json").read_text())
-    result = await replayer().replay_workflow(history)
-    assert result.replay_failure is None
+    await assert_replays(recorded("history-before-start-in-first-call.json"))
 
 
 async def test_history_from_before_local_steps_still_replays() -> None:
     # Recorded with the version that ran model and tool steps as regular activities (a tool step and an answer):
     # it replays on its regular activities (workflow.patched), as a response in flight during the deploy would.
-    history = WorkflowHistory.from_json("resp_recorded", (DATA / "history-before-local-steps.json").read_text())
+    history = recorded("history-before-local-steps.json")
     scheduled = [e for e in history.events if e.HasField("activity_task_scheduled_event_attributes")]
     assert [e.activity_task_scheduled_event_attributes.activity_type.name for e in scheduled] == [
         "call_model", "call_tool", "call_model"]
-    result = await replayer().replay_workflow(history)
-    assert result.replay_failure is None
+    await assert_replays(history)
 
 
 async def test_a_response_started_on_the_patched_first_type_still_replays() -> None:
     # Recorded just before new responses moved to ResponseWorkflowV2: ResponseWorkflow with both patches taken (their
     # markers and TemporalChangeVersion upserts), local steps, a tool step and an answer; a response in flight during
     # that deploy finishes on ResponseWorkflow.
-    history = WorkflowHistory.from_json("resp_recorded",
-                                        (DATA / "history-response-workflow-v1-patched.json").read_text())
-    assert history.events[0].workflow_execution_started_event_attributes.workflow_type.name == "ResponseWorkflow"
-    markers = [e.marker_recorded_event_attributes.marker_name for e in history.events
-               if e.HasField("marker_recorded_event_attributes")]
-    assert markers.count("core_patch") == 2 and markers.count("core_local_activity") == 4
-    result = await replayer().replay_workflow(history)
-    assert result.replay_failure is None
+    history = recorded("history-response-workflow-v1-patched.json")
+    assert workflow_type(history) == "ResponseWorkflow"
+    recorded_markers = markers(history)
+    assert recorded_markers.count("core_patch") == 2 and recorded_markers.count("core_local_activity") == 4
+    await assert_replays(history)
 
 
 async def test_a_response_whose_finalize_wrote_the_end_again_still_replays() -> None:
     # Recorded on ResponseWorkflowV2 before a model call that ends the row told the workflow so: a tool step, an
     # answer, then the finalize local activity that found the row ended. Its recorded turns say nothing of having
     # ended the row, so the replay schedules finalize as recorded.
-    history = WorkflowHistory.from_json("resp_recorded",
-                                        (DATA / "history-response-workflow-v2-finalize.json").read_text())
-    assert history.events[0].workflow_execution_started_event_attributes.workflow_type.name == "ResponseWorkflowV2"
-    markers = [e.marker_recorded_event_attributes.marker_name for e in history.events
-               if e.HasField("marker_recorded_event_attributes")]
-    assert markers == ["core_local_activity"] * 4  # call_model, call_tool, call_model, finalize
-    result = await replayer().replay_workflow(history)
-    assert result.replay_failure is None
+    history = recorded("history-response-workflow-v2-finalize.json")
+    assert workflow_type(history) == "ResponseWorkflowV2"
+    assert markers(history) == ["core_local_activity"] * 4  # call_model, call_tool, call_model, finalize
+    await assert_replays(history)
 
 
 async def test_a_current_history_replays(stack: Stack) -> None:
@@ -71,9 +79,7 @@ async def test_a_current_history_replays(stack: Stack) -> None:
     handle = stack.temporal.get_workflow_handle(body["id"])
     await handle.result()  # the whole history: the answer leaves before the workflow's own end
     history = await handle.fetch_history()
-    assert history.events[0].workflow_execution_started_event_attributes.workflow_type.name == "ResponseWorkflowV2"
-    markers = [e.marker_recorded_event_attributes.marker_name for e in history.events
-               if e.HasField("marker_recorded_event_attributes")]
-    assert "core_patch" not in markers  # the new type carries no patches, nor their search attribute upserts
-    assert markers == ["core_local_activity"]  # the model call, which ended the row: no finalize after it
-    assert (await replayer().replay_workflow(history)).replay_failure is None
+    assert workflow_type(history) == "ResponseWorkflowV2"
+    # The new type carries no patches (nor their search attribute upserts); the model call ended the row: no finalize.
+    assert markers(history) == ["core_local_activity"]
+    await assert_replays(history)
