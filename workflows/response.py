@@ -112,7 +112,6 @@ class ResponseWorkflow:
     @workflow.init
     def __init__(self, inp: ResponseWorkflowInput) -> None:
         self._trace = Trace(inp.response_id)
-        self._row_ended = False  # the last model call ended the response row itself
 
     @workflow.query(description="The response's steps so far (ids, names, states, workflow times) and its current "
                                 "details; the codec endpoint shows each step's content.")
@@ -141,8 +140,8 @@ class ResponseWorkflow:
                     ResponseStateActivities.mark_in_progress, MarkInProgressInput(response_id=inp.response_id),
                     start_to_close_timeout=STATE_TIMEOUT, retry_policy=STATE_RETRY)
             _set_status(ResponseStatus.IN_PROGRESS)
-            status, reason = await self._loop(inp, start_in_first_call)
-            await self._finalize(inp, status, incomplete_reason=reason, row_ended=self._row_ended)
+            status, reason, row_ended = await self._loop(inp, start_in_first_call)
+            await self._finalize(inp, status, incomplete_reason=reason, row_ended=row_ended)
             return ResponseOutcome(response_id=inp.response_id, status=status)
         except asyncio.CancelledError:
             await self._finalize(inp, ResponseStatus.CANCELLED)
@@ -173,7 +172,9 @@ class ResponseWorkflow:
             self._show()
         return ResponseOutcome(response_id=inp.response_id, status=ResponseStatus.CANCELLED)
 
-    async def _loop(self, inp: ResponseWorkflowInput, start_in_first_call: bool) -> tuple[ResponseStatus, str | None]:
+    async def _loop(self, inp: ResponseWorkflowInput,
+                    start_in_first_call: bool) -> tuple[ResponseStatus, str | None, bool]:
+        """Run the steps; how the response ends, and whether its last model call already ended the row."""
         state = LoopState(lists_due=list(inp.mcp_list), approved=list(inp.approved))
         while True:
             decision = decide(state, max_model_calls=inp.policy.max_model_calls, max_tool_calls=inp.max_tool_calls,
@@ -182,10 +183,10 @@ class ResponseWorkflow:
                 if state.turns:
                     self._trace.hand_back([(c.call_id, c.name) for c in state.turns[-1].tool_calls
                                            if not c.server_side])
-                    # A model call that ended the row says so in its recorded result, so replays decide the same.
-                    self._row_ended = (state.turns[-1].ended_response
-                                       and decision.status == ResponseStatus.COMPLETED)
-                return decision.status, decision.incomplete_reason
+                # A model call that ended the row says so in its recorded result, so replays decide the same.
+                row_ended = bool(state.turns) and state.turns[-1].ended_response \
+                    and decision.status == ResponseStatus.COMPLETED
+                return decision.status, decision.incomplete_reason, row_ended
             if isinstance(decision, CallModel):
                 call = ModelCallInput(response_id=inp.response_id, seq=state.next_seq, turn=len(state.turns) + 1,
                                       output_index=state.output_count,
