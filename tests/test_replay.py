@@ -83,3 +83,17 @@ async def test_a_current_history_replays(stack: Stack) -> None:
     # The new type carries no patches (nor their search attribute upserts); the model call ended the row: no finalize.
     assert markers(history) == ["core_local_activity"]
     await assert_replays(history)
+
+
+async def test_a_turn_that_hands_calls_back_ends_the_response_itself(stack: Stack) -> None:
+    # A turn of client-side function calls only is the response's last: its model call ends the row in its own commit
+    # and says so, so the workflow records no finalize after it; the history still replays.
+    model = await stack.model(Reply(tool_calls=[("get_weather", {"city": "Paris"})]))
+    tool = {"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {}}}
+    body = await create(stack, await stack.new_key(), model=model, input="weather?", tools=[tool])
+    assert body["status"] == "completed" and [i["type"] for i in body["output"]] == ["function_call"]
+    handle = stack.temporal.get_workflow_handle(body["id"])
+    await handle.result()
+    history = await handle.fetch_history()
+    assert markers(history) == ["core_local_activity"]
+    await assert_replays(history)
