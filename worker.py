@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 import httpx
+import uvloop
 from prometheus_client import start_http_server
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
@@ -107,9 +108,10 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     args = parser.parse_args(argv)
     settings = settings or Settings()
     configure_logging(settings.log_format)
-    asyncio.run(run_worker(settings, task_queues=args.task_queue,
-                           max_concurrent_activities=args.max_concurrent_activities,
-                           max_concurrent_workflow_tasks=args.max_concurrent_workflow_tasks))
+    # uvloop: the event loop's own overhead was about a quarter of a saturated worker's samples.
+    uvloop.run(run_worker(settings, task_queues=args.task_queue,
+                          max_concurrent_activities=args.max_concurrent_activities,
+                          max_concurrent_workflow_tasks=args.max_concurrent_workflow_tasks))
     exit_after_shutdown(0)
 
 

@@ -170,8 +170,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from api.app import create_app
 
         configure_logging(settings.log_format)
+        # uvloop and httptools instead of asyncio's loop and h11: about a sixth less CPU per request (README)
         uvicorn.run(create_app(settings), host=args.host or settings.api_host, port=args.port or settings.api_port,
-                    log_config=None)
+                    log_config=None, loop="uvloop", http="httptools")
         exit_after_shutdown(0)
     if args.command == "worker":
         import worker
