@@ -24,7 +24,7 @@ from activities.response_state import ResponseStateActivities
 from activities.tool_call import ToolCallActivity
 from core.logging import configure_logging
 from core.metrics import Metrics
-from core.process import exit_after_shutdown
+from core.process import exit_after_shutdown, settle_heap
 from core.settings import Settings
 from core.temporal import connect_temporal
 from db.engine import create_engine, database_url, session_factory
@@ -86,6 +86,7 @@ async def run_worker(settings: Settings, *, task_queues: Sequence[str] = (), max
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         runs = [asyncio.create_task(w.run()) for w in workers]
+        settle_heap()
         log.info("worker polling task queues %s", ", ".join(queues))
         done, _ = await asyncio.wait([*runs, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
         log.info("shutting down: no new tasks; in-flight activities get %ss", settings.worker_shutdown_grace_seconds)
