@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     args = parser.parse_args(argv)
     settings = settings or Settings()
     configure_logging(settings.log_format)
-    # uvloop: the event loop's own overhead was about a quarter of a saturated worker's samples.
+    # uvloop rather than asyncio's own loop: about a sixth less CPU per response (README, Benchmarks)
     uvloop.run(run_worker(settings, task_queues=args.task_queue,
                           max_concurrent_activities=args.max_concurrent_activities,
                           max_concurrent_workflow_tasks=args.max_concurrent_workflow_tasks))
