@@ -37,8 +37,8 @@ def create_engine(settings: Settings, *, pool_size: int = 10) -> AsyncEngine:
 
 # A pooled connection back in use within this long is taken to be alive; pool_pre_ping's ping on every checkout
 # cost a round trip each, about six per response. One idle longer (across a PostgreSQL restart, say) is pinged
-# first, so the first request after an outage still gets a live connection; a connection that dies while busy
-# fails its statement and SQLAlchemy drops the pool's older connections with it.
+# first, so the first request after an outage still gets a live connection; one that dies while in use fails its
+# statement, and its reset on the way back to the pool fails too, which discards it.
 PING_AFTER_IDLE_SECONDS = 1.0
 
 
