@@ -43,6 +43,9 @@ from db.tables import Compaction, Response
 log = logging.getLogger("agentrunner.api")
 WORKFLOW = "ResponseWorkflowV2"  # new responses; ResponseWorkflow runs those started before it
 COMPACTION_WORKFLOW = "CompactionWorkflow"
+# A blocking request awaits its workflow's result through Temporal (a long poll, then its cancel) only once the
+# response has been open this long: most answers come sooner, by the row's NOTIFY, and need no Temporal call.
+RESULT_POLL_AFTER = timedelta(seconds=1)
 _CLOSED_AS = {
     WorkflowExecutionStatus.CANCELED: ResponseStatus.CANCELLED,
     WorkflowExecutionStatus.FAILED: ResponseStatus.FAILED,
@@ -161,24 +164,32 @@ class ResponseService:
         """Block until the response is terminal; an upstream failure is raised as the upstream's error.
 
         The row's move to a terminal status NOTIFYs, so the answer goes out as soon as it commits, before the
-        workflow's own completion travels through Temporal; the workflow's result is awaited beside it for an end
-        that never writes the row (terminated, timed out), which `reconcile` then records.
+        workflow's own completion travels through Temporal. A response still open after `RESULT_POLL_AFTER` is
+        also read once and its workflow's result awaited beside, for an end that never writes the row
+        (terminated, timed out; `reconcile` then records it) or one that came before this request subscribed.
         """
         await s.commit()  # no transaction held while waiting
         handle = self.temporal.get_workflow_handle(row.id, result_type=ResponseOutcome)
-        workflow_ended = asyncio.ensure_future(self._result(handle))
+        loop = asyncio.get_running_loop()
+        poll_from = loop.time() + RESULT_POLL_AFTER.total_seconds()
+        workflow_ended: asyncio.Future[None] | None = None
         current: Response | None = None
         try:
             with self.notifier.subscribe(row.id, events=False) as wake:
-                # A wake is the end's NOTIFY (or the listener dropping, when waiters poll until it is back); one
-                # that ended before this subscribed is seen through the workflow's result.
-                while not workflow_ended.done():
-                    woken = asyncio.ensure_future(wake.wait())
-                    await asyncio.wait({woken, workflow_ended}, timeout=self.notifier.wait_timeout(),
-                                       return_when=asyncio.FIRST_COMPLETED)
+                # A wake is the end's NOTIFY (or the listener dropping, when waiters poll until it is back).
+                while workflow_ended is None or not workflow_ended.done():
+                    timeout = self.notifier.wait_timeout()
+                    if workflow_ended is None:
+                        until_poll = max(0.0, poll_from - loop.time())
+                        timeout = until_poll if timeout is None else min(timeout, until_poll)
+                    woken: asyncio.Future[Any] = asyncio.ensure_future(wake.wait())
+                    await asyncio.wait({woken} if workflow_ended is None else {woken, workflow_ended},
+                                       timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
                     woken.cancel()
-                    if workflow_ended.done():
+                    if workflow_ended is not None and workflow_ended.done():
                         break
+                    if workflow_ended is None and loop.time() >= poll_from:
+                        workflow_ended = asyncio.ensure_future(self._result(handle))
                     wake.clear()
                     try:
                         current = await db.get_response(s, row.id)
@@ -193,7 +204,8 @@ class ResponseService:
                     if current is None or current.status in TERMINAL_STATUSES:
                         break
         finally:
-            workflow_ended.cancel()
+            if workflow_ended is not None:
+                workflow_ended.cancel()
         if current is None or current.status not in TERMINAL_STATUSES:
             current = await self.reconcile(s, row.id)
         row = current

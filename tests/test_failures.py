@@ -1,5 +1,6 @@
 """Cancellation, upstream errors and retries, failing tools, and workflows that end abnormally."""
 
+import asyncio
 import json
 import time
 from typing import Any
@@ -116,6 +117,22 @@ async def test_terminated_workflow_is_reconciled_to_failed(make_stack: StackFact
         assert await service.reconcile_stale() >= 1
         got = (await stack.call("GET", f"/v1/responses/{body['id']}", key)).json()
         assert got["status"] == "failed" and "TERMINATED" in got["error"]["message"]
+
+
+async def test_a_blocking_request_whose_workflow_is_terminated_is_answered(stack: Stack) -> None:
+    # The end never writes the row, so no NOTIFY comes: the request learns of it from the workflow's result,
+    # which it awaits once the response has been open for a while (api/service.py, RESULT_POLL_AFTER).
+    model = await stack.model(Reply(text="never", delay=60))
+    key = await stack.new_key()
+    blocking = asyncio.create_task(stack.call("POST", "/v1/responses", key, {"model": model, "input": "hi"}))
+    await eventually(lambda: _async(len(stack.upstream.scripts[model].requests) == 1), what="call started")
+    response_id = (await _only_response_of(stack, key))["id"]
+    await stack.temporal.get_workflow_handle(response_id).terminate(reason="operator")
+    answer = await asyncio.wait_for(blocking, 30)
+    assert answer.status_code >= 500, answer.text
+    assert "TERMINATED" in answer.json()["error"]["message"]
+    got = (await stack.call("GET", f"/v1/responses/{response_id}", key)).json()
+    assert got["status"] == "failed" and "TERMINATED" in got["error"]["message"]
 
 
 async def _only_response_of(stack: Stack, key: str) -> dict[str, Any]:
