@@ -22,14 +22,13 @@ from core.settings import Settings
 # - Each history shard reads its task queues at most `…ProcessorMaxPollRPS` times a second (default 20). The dev
 #   server has one shard, so a new workflow's first task waited up to 50 ms (about 30 on average) before matching
 #   saw it; reading is still driven by new tasks, so an idle server polls no more often.
-WORKFLOW_TASK_RETRY_MAX_INTERVAL = "1m"
 QUEUE_READS_PER_SECOND = 1000
 DEV_SERVER_DYNAMIC_CONFIG: dict[str, object] = {
     "matching.useNewMatcher": True,
     "matching.enableFairness": True,
     "matching.numTaskqueueReadPartitions": 1,
     "matching.numTaskqueueWritePartitions": 1,
-    "history.workflowTaskRetryMaxInterval": WORKFLOW_TASK_RETRY_MAX_INTERVAL,
+    "history.workflowTaskRetryMaxInterval": "1m",
     "history.transferProcessorMaxPollRPS": QUEUE_READS_PER_SECOND,
     "history.timerProcessorMaxPollRPS": QUEUE_READS_PER_SECOND,
     "history.visibilityProcessorMaxPollRPS": QUEUE_READS_PER_SECOND,
