@@ -63,7 +63,7 @@ async def test_migrate_and_admin_commands(base_settings: Settings, db_engine: An
 @pytest.mark.stack  # `agentrunner dev` starts its own PostgreSQL and Temporal
 @pytest.mark.timeout(240)
 async def test_dev_starts_the_whole_stack_and_keeps_state(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TEMPORAL_ADDRESS")}
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TEMPORAL_ADDRESS", "GOMAXPROCS")}
     api_port, ui_port, temporal_port = free_port(), free_port(), free_port()
     env |= {"AGENTRUNNER_STATE_DIR": str(tmp_path / "state"), "AGENTRUNNER_API_PORT": str(api_port),
             "AGENTRUNNER_TEMPORAL_UI_PORT": str(ui_port)}
@@ -105,6 +105,10 @@ async def test_dev_starts_the_whole_stack_and_keeps_state(tmp_path: Path) -> Non
         assert "agentrunner_http_requests_total" in (await http.get(base + "/metrics")).text
         worker_metrics = (await http.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
         assert 'agentrunner_model_call_seconds_count{model="agentrunner-scripted"} 1.0' in worker_metrics
+        # The dev server leaves the other half of the cores to the API, the workers and PostgreSQL.
+        [server] = [p for p in Path("/proc").glob("[0-9]*") if _is_dev_server(p, temporal_port)]
+        environ = dict(v.split("=", 1) for v in (server / "environ").read_text().split("\0") if "=" in v)
+        assert environ["GOMAXPROCS"] == str(max(1, len(os.sched_getaffinity(0)) // 2))
 
     async def second(http: httpx.AsyncClient, key: str) -> None:
         r = await http.get(f"{base}/v1/responses/{created['id']}", headers={"Authorization": f"Bearer {key}"})
@@ -114,3 +118,12 @@ async def test_dev_starts_the_whole_stack_and_keeps_state(tmp_path: Path) -> Non
     await run_once(tmp_path / "dev2.log", second)
     for port in (api_port, ui_port, temporal_port, metrics_port):
         assert not port_in_use("127.0.0.1", port), f"port {port} still served after Ctrl-C"
+
+
+def _is_dev_server(proc: Path, port: int) -> bool:
+    """Whether /proc/<pid> is a `temporal server start-dev` serving on this port."""
+    try:
+        args = (proc / "cmdline").read_text().split("\0")
+    except OSError:  # gone meanwhile
+        return False
+    return "start-dev" in args and str(port) in args
