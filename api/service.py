@@ -25,7 +25,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.catalog_cache import CatalogCache
-from activities.lifecycle import move_status
+from activities.lifecycle import move_status, render_response
 from activities.notifier import EventNotifier
 from api.errors import outage
 from api.prepare import prepare, prepare_compaction, same_request
@@ -160,8 +160,9 @@ class ResponseService:
             raise UpstreamError.from_failure(fresh.error or {}, "The compaction failed.")
         return fresh
 
-    async def wait(self, s: AsyncSession, row: Response) -> Response:
-        """Block until the response is terminal; an upstream failure is raised as the upstream's error.
+    async def wait(self, s: AsyncSession, row: Response) -> dict[str, Any]:
+        """Block until the response is terminal and return its Response object; an upstream failure is raised as
+        the upstream's error.
 
         The row's move to a terminal status NOTIFYs, so the answer goes out as soon as it commits, before the
         workflow's own completion travels through Temporal. A response still open after `RESULT_POLL_AFTER` is
@@ -174,6 +175,7 @@ class ResponseService:
         poll_from = loop.time() + RESULT_POLL_AFTER.total_seconds()
         workflow_ended: asyncio.Future[None] | None = None
         current: Response | None = None
+        output: list[dict[str, Any]] = []
         try:
             with self.notifier.subscribe(row.id, events=False) as wake:
                 # A wake is the end's NOTIFY (or the listener dropping, when waiters poll until it is back).
@@ -192,7 +194,8 @@ class ResponseService:
                         workflow_ended = asyncio.ensure_future(self._result(handle))
                     wake.clear()
                     try:
-                        current = await db.get_response(s, row.id)
+                        # The row with its output, in one statement: an ended one is the answer as read.
+                        current, output = await db.response_with_output(s, row.id) or (None, [])
                         await s.commit()
                     except Exception as exc:
                         # The response is accepted and runs on: a database outage while waiting is waited out
@@ -208,10 +211,10 @@ class ResponseService:
                 workflow_ended.cancel()
         if current is None or current.status not in TERMINAL_STATUSES:
             current = await self.reconcile(s, row.id)
-        row = current
-        if row.status == ResponseStatus.FAILED and row.error:
-            raise UpstreamError.from_failure(row.error, "The response failed.")
-        return row
+            output = await db.output_items(s, row.id)
+        if current.status == ResponseStatus.FAILED and current.error:
+            raise UpstreamError.from_failure(current.error, "The response failed.")
+        return render_response(current, output)
 
     @staticmethod
     async def _result(handle: WorkflowHandle[Any, ResponseOutcome]) -> None:

@@ -68,6 +68,23 @@ async def get_response(session: AsyncSession, response_id: str, owner_id: str | 
     return Response(**row)
 
 
+async def response_with_output(session: AsyncSession, response_id: str,
+                               ) -> tuple[Response, list[dict[str, Any]]] | None:
+    """A response by id with its output items in order, read in one statement."""
+    row = await (await execute_dicts(session, _WITH_OUTPUT, (response_id,))).fetchone()
+    if row is None:
+        return None
+    output = row.pop("_output")
+    return Response(**row), output
+
+
+_WITH_OUTPUT = """
+    SELECT r.*, coalesce((SELECT jsonb_agg(i.data ORDER BY i.position) FROM items i
+                          WHERE i.response_id = r.id AND i.direction = 'output'), '[]') AS _output
+    FROM responses r WHERE r.id = %s
+"""
+
+
 def is_stored(row: Response) -> bool:
     """Whether the response was created with `store: true` (the default), so clients may read it back."""
     return bool(row.request.get("store", True))

@@ -48,7 +48,7 @@ async def create_response(
         return relay.response(row.id, -1, discard_at_end=not stored)
     try:
         if not row.request.get("background"):
-            row = await service.wait(s, row)
+            return await service.wait(s, row)
         return await rendered(s, row)
     finally:
         if not stored:
