@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         notifier = EventNotifier(database_url(settings))
         await notifier.start()
         catalog = CatalogCache(notifier, settings.catalog_cache_seconds)
-        service = ResponseService(sessions, temporal, settings, notifier, catalog)
+        service = ResponseService(sessions, engine, temporal, settings, notifier, catalog)
         http = httpx.AsyncClient(timeout=settings.upstream_timeout_seconds)
         app.state.settings, app.state.sessions, app.state.service = settings, sessions, service
         app.state.engine, app.state.catalog = engine, catalog

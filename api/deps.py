@@ -18,17 +18,19 @@ from core.settings import Settings
 from db.catalog import owner_for_key
 
 
-def get_settings(request: Request) -> Settings:
+# The getters are `async def` though they do no I/O: FastAPI runs a plain `def` dependency on its thread pool, a
+# thread hop and a GIL handoff for each one on every request.
+async def get_settings(request: Request) -> Settings:
     """The app's settings."""
     return request.app.state.settings
 
 
-def get_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
+async def get_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
     """The session factory owned by the lifespan."""
     return request.app.state.sessions
 
 
-def get_catalog(request: Request) -> CatalogCache:
+async def get_catalog(request: Request) -> CatalogCache:
     """The process's catalog cache owned by the lifespan."""
     return request.app.state.catalog
 
@@ -36,17 +38,17 @@ def get_catalog(request: Request) -> CatalogCache:
 Catalog = Annotated[CatalogCache, Depends(get_catalog)]
 
 
-def get_relay(request: Request) -> EventRelay:
+async def get_relay(request: Request) -> EventRelay:
     """The SSE relay of event logs owned by the lifespan."""
     return request.app.state.relay
 
 
-def get_http(request: Request) -> httpx.AsyncClient:
+async def get_http(request: Request) -> httpx.AsyncClient:
     """The upstream HTTP client owned by the lifespan (chat completions passthrough)."""
     return request.app.state.http
 
 
-def get_service(request: Request) -> ResponseService:
+async def get_service(request: Request) -> ResponseService:
     """The response service owned by the lifespan."""
     return request.app.state.service
 

@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from psycopg.errors import UniqueViolation
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.common import (
     Priority,
@@ -38,6 +38,7 @@ from core.tiers import PRIORITY_BY_TIER, effective_tier
 from core.wire import CreateResponseRequest
 from db import responses as db
 from db.compactions import finish_compaction, get_compaction
+from db.raw import autocommit
 from db.tables import Compaction, Response
 
 log = logging.getLogger("agentrunner.api")
@@ -74,6 +75,7 @@ class ResponseService:
     """Creates, waits for, cancels, deletes and reconciles responses."""
 
     sessions: async_sessionmaker[AsyncSession]  # for the sweep, which has no request
+    engine: AsyncEngine  # the sessions' engine: one-statement work runs on its connections in autocommit
     temporal: Client
     settings: Settings
     notifier: EventNotifier  # wakes a blocking request when its response ends
@@ -85,8 +87,13 @@ class ResponseService:
         row, is_new = p.row, p.is_new
         if is_new:
             try:
-                await db.insert_response(s, row, p.items)
-                await s.commit()
+                if row.conversation_id:  # `prepare` locked the conversation until the response is stored
+                    await db.insert_response(s, row, p.items)
+                    await s.commit()
+                else:  # one statement, on a connection of its own without a transaction around it
+                    await s.commit()  # what `prepare` read
+                    async with autocommit(self.engine) as conn:
+                        await db.insert_response(conn, row, p.items)
             except UniqueViolation:
                 # The same Idempotency-Key raced us: attach to the response it created, like a later retry would
                 # (its workflow may not be started yet; starting it again is a no-op).
@@ -195,8 +202,8 @@ class ResponseService:
                     wake.clear()
                     try:
                         # The row with its output, in one statement: an ended one is the answer as read.
-                        current, output = await db.response_with_output(s, row.id) or (None, [])
-                        await s.commit()
+                        async with autocommit(self.engine) as conn:
+                            current, output = await db.response_with_output(conn, row.id) or (None, [])
                     except Exception as exc:
                         # The response is accepted and runs on: a database outage while waiting is waited out
                         # (the workflow's end is awaited beside), not answered as a failure of the request.

@@ -13,7 +13,7 @@ from sqlmodel import col
 from core.status import OPEN_STATUSES, TERMINAL_STATUSES, ResponseStatus
 from core.usage import Usage
 from db.events import append_events
-from db.raw import execute, execute_dicts
+from db.raw import Db, execute, execute_dicts
 from db.tables import Item, Response, Step
 
 # Output items of step `seq` sit at seq * STEP_STRIDE + index, so parallel steps never collide.
@@ -33,9 +33,9 @@ def _values(statuses: Collection[ResponseStatus]) -> list[str]:
     return [s.value for s in statuses]
 
 
-async def insert_response(session: AsyncSession, row: Response, items: list[dict[str, Any]]) -> None:
-    """Stage a new response with its input items, in one statement; the row gets the times the database gave it."""
-    created = await (await execute(session, _INSERT_RESPONSE, {
+async def insert_response(db: Db, row: Response, items: list[dict[str, Any]]) -> None:
+    """Insert a new response with its input items, in one statement; the row gets the times the database gave it."""
+    created = await (await execute(db, _INSERT_RESPONSE, {
         "id": row.id, "owner_id": row.owner_id, "status": row.status, "model": row.model, "request": Jsonb(row.request),
         "previous_response_id": row.previous_response_id, "idempotency_key": row.idempotency_key,
         "request_hash": row.request_hash, "conversation_id": row.conversation_id, "items": Jsonb(items)})).fetchone()
@@ -68,10 +68,9 @@ async def get_response(session: AsyncSession, response_id: str, owner_id: str | 
     return Response(**row)
 
 
-async def response_with_output(session: AsyncSession, response_id: str,
-                               ) -> tuple[Response, list[dict[str, Any]]] | None:
+async def response_with_output(db: Db, response_id: str) -> tuple[Response, list[dict[str, Any]]] | None:
     """A response by id with its output items in order, read in one statement."""
-    row = await (await execute_dicts(session, _WITH_OUTPUT, (response_id,))).fetchone()
+    row = await (await execute_dicts(db, _WITH_OUTPUT, (response_id,))).fetchone()
     if row is None:
         return None
     output = row.pop("_output")

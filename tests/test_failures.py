@@ -112,7 +112,7 @@ async def test_terminated_workflow_is_reconciled_to_failed(make_stack: StackFact
         body = await create(stack, key, model=model, input="hi", background=True)
         await eventually(lambda: _async(len(stack.upstream.scripts[model].requests) == 1), what="call started")
         await stack.temporal.get_workflow_handle(body["id"]).terminate(reason="operator")
-        service = ResponseService(stack.sessions, stack.temporal, stack.settings,
+        service = ResponseService(stack.sessions, stack.sessions.kw["bind"], stack.temporal, stack.settings,
                                   EventNotifier(stack.settings.database_url or ""))  # not started: unused here
         assert await service.reconcile_stale() >= 1
         got = (await stack.call("GET", f"/v1/responses/{body['id']}", key)).json()
