@@ -35,6 +35,14 @@ DEV_SERVER_DYNAMIC_CONFIG: dict[str, object] = {
     "history.visibilityProcessorMaxPollRPS": QUEUE_READS_PER_SECOND,
 }
 
+# The SQLite file's settings (`--sqlite-pragma`):
+# - WAL without a sync per commit: a dev server, where a write lost to an OS crash is acceptable (a killed server
+#   loses nothing) and every workflow step otherwise waits on an fsync.
+# - A checkpoint every 10,000 WAL pages (40 MB) instead of 1,000: each copies the pages written since back into the
+#   database file and syncs it, and the same hot pages (visibility indexes, task queues, mutable state) were copied
+#   again at every one. Throughput +9 % side by side, the server's memory +46 MB (README, the lever table).
+DEV_SERVER_SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal", "wal_autocheckpoint=10000")
+
 
 def dev_server_args() -> list[str]:
     """Extra `temporal server start-dev` flags agentrunner relies on."""
@@ -90,9 +98,7 @@ def start_dev_server(settings: Settings, log_path: Path, *, ui_codec_endpoint: s
         [temporal_binary(), "server", "start-dev", "--ip", host or "127.0.0.1", "--port", port,
          "--ui-port", str(settings.temporal_ui_port), "--db-filename", str(db_file),
          "--namespace", settings.temporal_namespace, "--log-level", "warn",
-         # WAL without a sync per commit: a dev server, where a lost last write is acceptable and
-         # every workflow step otherwise waits on an fsync.
-         "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal", *dev_server_args(),
+         *(arg for pragma in DEV_SERVER_SQLITE_PRAGMAS for arg in ("--sqlite-pragma", pragma)), *dev_server_args(),
          *(["--ui-codec-endpoint", ui_codec_endpoint] if ui_codec_endpoint else [])],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         env=dev_server_env(dict(os.environ), len(os.sched_getaffinity(0))),

@@ -109,6 +109,8 @@ async def test_dev_starts_the_whole_stack_and_keeps_state(tmp_path: Path) -> Non
         [server] = [p for p in Path("/proc").glob("[0-9]*") if _is_dev_server(p, temporal_port)]
         environ = dict(v.split("=", 1) for v in (server / "environ").read_text().split("\0") if "=" in v)
         assert environ["GOMAXPROCS"] == str(max(1, len(os.sched_getaffinity(0)) // 2))
+        # … and checkpoints its SQLite WAL every 10,000 pages, not every 1,000 (stack/temporal.py).
+        assert "wal_autocheckpoint=10000" in (server / "cmdline").read_text().split("\0")
 
     async def second(http: httpx.AsyncClient, key: str) -> None:
         r = await http.get(f"{base}/v1/responses/{created['id']}", headers={"Authorization": f"Bearer {key}"})
