@@ -1,0 +1,134 @@
+"""Two checkouts side by side: single-step throughput and CPU per response, in alternating windows.
+
+    python -m bench.pair /tmp/before /tmp/after [--rounds 8] [--window 12]
+
+Each directory is a checkout (`git worktree add /tmp/before <commit>`). Both stacks (embedded PostgreSQL, a
+Temporal dev server, the API and one worker, and a scripted upstream each) run from their own code at once; 32
+clients load one at a time for `--window` seconds, taking turns (ABBA…), while the other idles. Sequential runs of
+`make bench` drift by ±8 % on this shared VM within minutes; alternating short windows cancels most of that drift,
+which is how the README's lever table measured its last levers. Only the standard library and this project's
+bench modules are needed; an older checkout's own `bench/stack.py` starts its stack.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.measure import closed_loop
+from bench.stack import OurStack, Upstream, cpu_seconds, machine_cpu_seconds, tree_cpu_seconds
+from bench.upstream import Behaviour
+
+PARTS = ("api", "workers", "temporal", "postgres", "machine")
+
+
+async def hold(out: Path) -> None:
+    """Start the current directory's stack with one worker and the bench model, write where it is, run until
+    SIGTERM."""
+    upstream = Upstream.start([])
+    stack = await OurStack.start(workers=1)
+    try:
+        model = Behaviour().model
+        async with httpx.AsyncClient(timeout=30) as http:
+            r = await http.post(stack.base_url + "/admin/models",
+                                json={"alias": model, "base_url": upstream.url + "/v1"},
+                                headers={"Authorization": f"Bearer {stack.settings.admin_token}"})
+            r.raise_for_status()
+        out.write_text(json.dumps({"base_url": stack.base_url, "api_key": stack.api_key, "model": model,
+                                   "pids": {**stack.pids(), **stack.services}}))
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
+    finally:
+        stack.stop()
+        upstream.proc.terminate()
+
+
+def _cpu(stack: dict[str, Any]) -> dict[str, float]:
+    pids = stack["pids"]
+    return {"api": cpu_seconds(pids["api"]), "workers": cpu_seconds(pids["worker1"]),
+            "temporal": tree_cpu_seconds(pids["temporal"]), "postgres": tree_cpu_seconds(pids["postgres"]),
+            "machine": machine_cpu_seconds()}
+
+
+async def _window(http: httpx.AsyncClient, stack: dict[str, Any], seconds: float) -> tuple[float, dict[str, float]]:
+    """Responses per second and CPU ms per response of one loaded window."""
+    body, headers = {"model": stack["model"], "input": "go"}, {"Authorization": f"Bearer {stack['api_key']}"}
+
+    async def one() -> None:
+        r = await http.post(stack["base_url"] + "/v1/responses", json=body, headers=headers)
+        r.raise_for_status()
+        if r.json()["status"] != "completed":
+            raise RuntimeError(f"response ended {r.json()['status']}")
+
+    loop = await closed_loop(one, 32, seconds, warmup=3.0, probe=lambda: _cpu(stack))
+    before, after = loop.probes
+    return loop.per_second, {k: (after[k] - before[k]) * 1000 / max(loop.completed, 1) for k in PARTS}
+
+
+async def compare(dirs: list[Path], rounds: int, window: float) -> None:
+    """Start a stack per checkout, alternate loaded windows between them, print each window and the means."""
+    tmp = Path(tempfile.mkdtemp(prefix="bench-pair-"))
+    holders = []
+    for i, d in enumerate(dirs):
+        env = {**os.environ, "PYTHONPATH": str(d)}
+        holders.append(subprocess.Popen([sys.executable, __file__, "--hold", str(tmp / f"{i}.json")], cwd=d, env=env,
+                                        stdout=(tmp / f"{i}.log").open("w"), stderr=subprocess.STDOUT))
+    try:
+        deadline = time.monotonic() + 180
+        while not all((tmp / f"{i}.json").exists() for i in range(len(dirs))):
+            if time.monotonic() > deadline or any(h.poll() is not None for h in holders):
+                raise RuntimeError(f"a stack did not start: see {tmp}")
+            await asyncio.sleep(0.5)
+        stacks = [json.loads((tmp / f"{i}.json").read_text()) for i in range(len(dirs))]
+        results: list[list[tuple[float, dict[str, float]]]] = [[] for _ in dirs]
+        async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=200)) as http:
+            for r in range(rounds):
+                order = list(range(len(dirs)))
+                for i in order if r % 2 == 0 else order[::-1]:
+                    rate, cpu = await _window(http, stacks[i], window)
+                    results[i].append((rate, cpu))
+                    print(f"round {r} {dirs[i]}: {rate:.1f}/s " + " ".join(f"{k} {cpu[k]:.1f}" for k in PARTS),
+                          flush=True)
+        print("\n| checkout | responses/s (mean) | higher in | CPU ms per response: " + " / ".join(PARTS) + " |")
+        print("|---|---|---|---|")
+        for i, d in enumerate(dirs):
+            wins = sum(all(res[0] > other[n][0] for j, other in enumerate(results) if j != i)
+                       for n, res in enumerate(results[i]))
+            print(f"| {d} | {statistics.mean(x[0] for x in results[i]):.1f} | {wins} of {rounds} | "
+                  + " / ".join(f"{statistics.mean(x[1][k] for x in results[i]):.2f}" for k in PARTS) + " |")
+    finally:
+        for h in holders:
+            h.terminate()
+        for h in holders:
+            h.wait(60)
+
+
+def main() -> None:
+    """Parse the arguments and run."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dirs", nargs="*", type=Path, help="checkouts to compare (two or more)")
+    p.add_argument("--rounds", type=int, default=8)
+    p.add_argument("--window", type=float, default=12.0, help="seconds of load per window")
+    p.add_argument("--hold", type=Path, help=argparse.SUPPRESS)  # internal: run one stack
+    args = p.parse_args()
+    if args.hold:
+        asyncio.run(hold(args.hold))
+    elif len(args.dirs) < 2:
+        p.error("give two or more checkouts")
+    else:
+        asyncio.run(compare([d.resolve() for d in args.dirs], args.rounds, args.window))
+
+
+if __name__ == "__main__":
+    main()
