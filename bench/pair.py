@@ -4,16 +4,15 @@
 
 Each directory is a checkout (`git worktree add /tmp/before <commit>`). Both stacks (embedded PostgreSQL, a
 Temporal dev server, the API and one worker, and a scripted upstream each) run from their own code at once; 32
-clients load one at a time for `--window` seconds, taking turns (ABBA…), while the other idles. Sequential runs of
-`make bench` drift by ±8 % on this shared VM within minutes; alternating short windows cancels most of that drift,
-which is how the README's lever table measured its last levers. Only the standard library and this project's
-bench modules are needed; an older checkout's own `bench/stack.py` starts its stack.
+clients load one at a time for `--window` seconds, taking turns (ABBA…), while the other idles; a short window on
+each first is not counted. Sequential runs of `make bench` drift by ±8 % on this shared VM within minutes;
+alternating short windows cancels most of that drift, which is how the README's lever table measured its last
+levers. An older checkout's own `bench/stack.py` starts its stack.
 """
 
 import argparse
 import asyncio
 import json
-import os
 import signal
 import statistics
 import subprocess
@@ -81,8 +80,11 @@ async def compare(dirs: list[Path], rounds: int, window: float) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-pair-"))
     holders = []
     for i, d in enumerate(dirs):
-        env = {**os.environ, "PYTHONPATH": str(d)}
-        holders.append(subprocess.Popen([sys.executable, __file__, "--hold", str(tmp / f"{i}.json")], cwd=d, env=env,
+        # This file, with the checkout first on the path (`-c` puts the working directory there; running the file
+        # itself would put bench/ there, where `stack` is bench/stack.py).
+        run = (f"import runpy, sys; sys.argv = ['bench.pair', '--hold', {str(tmp / f'{i}.json')!r}]; "
+               f"runpy.run_path({__file__!r}, run_name='__main__')")
+        holders.append(subprocess.Popen([sys.executable, "-c", run], cwd=d,
                                         stdout=(tmp / f"{i}.log").open("w"), stderr=subprocess.STDOUT))
     try:
         deadline = time.monotonic() + 180
@@ -93,6 +95,8 @@ async def compare(dirs: list[Path], rounds: int, window: float) -> None:
         stacks = [json.loads((tmp / f"{i}.json").read_text()) for i in range(len(dirs))]
         results: list[list[tuple[float, dict[str, float]]]] = [[] for _ in dirs]
         async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=200)) as http:
+            for stack in stacks:  # warms connections and caches; not counted
+                await _window(http, stack, 3.0)
             for r in range(rounds):
                 order = list(range(len(dirs)))
                 for i in order if r % 2 == 0 else order[::-1]:
