@@ -44,3 +44,16 @@ def test_bench_smoke_run_writes_every_section(tmp_path: Path) -> None:
     assert 0 < ser["blocking"]["p50_us"] < ser["streamed_3_steps"]["p50_us"]
     for name in ("results.md", "latency-vs-steps.png", "throughput-vs-workers.png"):
         assert (out / name).stat().st_size > 0
+
+
+@pytest.mark.timeout(300)
+def test_bench_pair_compares_two_checkouts(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "bench.pair", str(ROOT), str(ROOT), "--rounds", "1", "--window", "1"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=280)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    windows = [line for line in done.stdout.splitlines() if line.startswith("round 0 ")]
+    assert len(windows) == 2
+    for line in windows:
+        assert float(line.split(": ")[1].split("/s")[0]) > 0
+    rows = [line for line in done.stdout.splitlines() if line.startswith(f"| {ROOT} |")]
+    assert len(rows) == 2  # one per checkout, with its mean and CPU split
