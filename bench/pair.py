@@ -13,6 +13,7 @@ levers. An older checkout's own `bench/stack.py` starts its stack.
 import argparse
 import asyncio
 import json
+import shutil
 import signal
 import statistics
 import subprocess
@@ -35,6 +36,13 @@ async def hold(out: Path) -> None:
     """Start the current directory's stack with one worker and the bench model, write where it is, run until
     SIGTERM."""
     upstream = Upstream.start([])
+    try:
+        await _serve(out, upstream)
+    finally:
+        upstream.proc.terminate()
+
+
+async def _serve(out: Path, upstream: Upstream) -> None:
     stack = await OurStack.start(workers=1)
     try:
         model = Behaviour().model
@@ -50,7 +58,6 @@ async def hold(out: Path) -> None:
         await stop.wait()
     finally:
         stack.stop()
-        upstream.proc.terminate()
 
 
 def _cpu(stack: dict[str, Any]) -> dict[str, float]:
@@ -116,6 +123,7 @@ async def compare(dirs: list[Path], rounds: int, window: float) -> None:
             h.terminate()
         for h in holders:
             h.wait(60)
+    shutil.rmtree(tmp)  # the stacks' logs stay only when one failed
 
 
 def main() -> None:
