@@ -152,6 +152,12 @@ class LoopResult:
         """Completed requests per second."""
         return self.completed / self.seconds
 
+    def probed_ms_per_request(self) -> dict[str, float]:
+        """How much each counter the probe returned (seconds, by name) grew over the window, in ms per completed
+        request."""
+        before, after = self.probes
+        return {k: (after[k] - before[k]) * 1000 / max(self.completed, 1) for k in after}
+
 
 async def closed_loop(request: Callable[[], Awaitable[object]], concurrency: int, seconds: float,
                       warmup: float = 2.0, probe: Callable[[], Any] = lambda: None) -> LoopResult:

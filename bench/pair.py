@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 from bench.measure import closed_loop
-from bench.stack import OurStack, Upstream, cpu_seconds, machine_cpu_seconds, tree_cpu_seconds
+from bench.stack import OurStack, Upstream, cpu_split
 from bench.upstream import Behaviour
 
 PARTS = ("api", "workers", "temporal", "postgres", "machine")
@@ -52,19 +52,12 @@ async def _serve(out: Path, upstream: Upstream) -> None:
                                 headers={"Authorization": f"Bearer {stack.settings.admin_token}"})
             r.raise_for_status()
         out.write_text(json.dumps({"base_url": stack.base_url, "api_key": stack.api_key, "model": model,
-                                   "pids": {**stack.pids(), **stack.services}}))
+                                   "processes": stack.pids(), "services": stack.services}))
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         await stop.wait()
     finally:
         stack.stop()
-
-
-def _cpu(stack: dict[str, Any]) -> dict[str, float]:
-    pids = stack["pids"]
-    return {"api": cpu_seconds(pids["api"]), "workers": cpu_seconds(pids["worker1"]),
-            "temporal": tree_cpu_seconds(pids["temporal"]), "postgres": tree_cpu_seconds(pids["postgres"]),
-            "machine": machine_cpu_seconds()}
 
 
 async def _window(http: httpx.AsyncClient, stack: dict[str, Any], seconds: float) -> tuple[float, dict[str, float]]:
@@ -77,9 +70,9 @@ async def _window(http: httpx.AsyncClient, stack: dict[str, Any], seconds: float
         if r.json()["status"] != "completed":
             raise RuntimeError(f"response ended {r.json()['status']}")
 
-    loop = await closed_loop(one, 32, seconds, warmup=3.0, probe=lambda: _cpu(stack))
-    before, after = loop.probes
-    return loop.per_second, {k: (after[k] - before[k]) * 1000 / max(loop.completed, 1) for k in PARTS}
+    loop = await closed_loop(one, 32, seconds, warmup=3.0,
+                             probe=lambda: cpu_split(stack["processes"], stack["services"]))
+    return loop.per_second, loop.probed_ms_per_request()
 
 
 async def compare(dirs: list[Path], rounds: int, window: float) -> None:

@@ -21,6 +21,7 @@ from temporalio.client import Client
 
 from bench.mcp import call_directly, mcp_server, timed_direct_mcp_loop, timed_mcp_response
 from bench.measure import (
+    LoopResult,
     Target,
     closed_loop,
     responses_body,
@@ -30,7 +31,7 @@ from bench.measure import (
     timed_stream,
 )
 from bench.serialization import serialization
-from bench.stack import OurStack, cpu_seconds, machine_cpu_seconds, rss_bytes, tree_cpu_seconds
+from bench.stack import OurStack, cpu_split, rss_bytes
 from bench.upstream import TOOL, Behaviour
 from core.settings import Settings
 from core.temporal import connect_temporal
@@ -184,11 +185,8 @@ class Bench:
             await self._wait_for_pollers(n)
             loop = await closed_loop(lambda: timed_response(self.http, self.ours, b), self.counts.concurrency,
                                      self.counts.window_s, probe=lambda: _cpu(stack))
-            before, after = loop.probes
-            spent = {k: (v - before[k]) * 1000 / max(loop.completed, 1) for k, v in after.items()}
             rows.append({"workers": n, "per_second": loop.per_second, "errors": loop.errors,
-                         "cpu_ms_per_response": {**spent, "rest": spent["machine"] - spent["api"] - spent["workers"]
-                                                       - spent["temporal"] - spent["postgres"]}})
+                         "cpu_ms_per_response": _cpu_per_response(loop)})
         # A 5-step agent (model, tool, model, tool, model) on two workers: the CPU split the scale-out estimate in
         # the README multiplies.
         agent = Behaviour(steps=AGENT_TOOL_STEPS)
@@ -197,12 +195,8 @@ class Bench:
         await self._wait_for_pollers(2)
         loop = await closed_loop(lambda: timed_response(self.http, self.ours, agent), self.counts.concurrency,
                                  self.counts.window_s, probe=lambda: _cpu(stack))
-        before, after = loop.probes
-        spent = {k: (v - before[k]) * 1000 / max(loop.completed, 1) for k, v in after.items()}
         agent_row = {"workers": 2, "tool_steps": AGENT_TOOL_STEPS, "per_second": loop.per_second,
-                     "errors": loop.errors, "cpu_ms_per_response": {
-                         **spent, "rest": spent["machine"] - spent["api"] - spent["workers"] - spent["temporal"]
-                         - spent["postgres"]}}
+                     "errors": loop.errors, "cpu_ms_per_response": _cpu_per_response(loop)}
         direct = await closed_loop(lambda: timed_direct(self.http, self.upstream, b), self.counts.concurrency,
                                    self.counts.window_s / 3)
         out: dict[str, Any] = {"concurrency": self.counts.concurrency, "window_s": self.counts.window_s,
@@ -359,10 +353,14 @@ class Bench:
 
 def _cpu(stack: OurStack) -> dict[str, float]:
     """CPU seconds used so far by the API, all workers together, Temporal, PostgreSQL and the whole machine."""
-    pids = stack.pids()
-    return {"api": cpu_seconds(pids.pop("api")), "workers": sum(cpu_seconds(p) for p in pids.values()),
-            **{name: tree_cpu_seconds(pid) for name, pid in stack.services.items()},
-            "machine": machine_cpu_seconds()}
+    return cpu_split(stack.pids(), stack.services)
+
+
+def _cpu_per_response(loop: LoopResult) -> dict[str, float]:
+    """CPU ms per response of each part over a loop probed with `_cpu`, and the rest of the machine's."""
+    spent = loop.probed_ms_per_request()
+    return {**spent, "rest": spent["machine"] - spent["api"] - spent["workers"] - spent["temporal"]
+            - spent["postgres"]}
 
 
 def _ratios(stats: dict[str, dict[str, float]], q: str) -> dict[str, float]:

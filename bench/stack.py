@@ -71,6 +71,14 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def cpu_split(processes: dict[str, int], services: dict[str, int]) -> dict[str, float]:
+    """CPU seconds used so far by the API, all workers together, each service with its children (Temporal,
+    PostgreSQL) and the whole machine; `processes` is the API's and the workers' ids by name (`OurStack.pids`)."""
+    return {"api": cpu_seconds(processes["api"]),
+            "workers": sum(cpu_seconds(pid) for name, pid in processes.items() if name != "api"),
+            **{name: tree_cpu_seconds(pid) for name, pid in services.items()}, "machine": machine_cpu_seconds()}
+
+
 def machine_cpu_seconds() -> float:
     """Busy CPU time of the whole machine so far (all cores, idle and iowait excluded)."""
     user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
