@@ -5,6 +5,8 @@ import json
 import time
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from activities.notifier import EventNotifier
 from api.service import ResponseService
 from tests.conftest import Stack, StackFactory
@@ -105,14 +107,14 @@ async def test_failing_and_slow_tools_give_the_model_an_error_result(stack: Stac
     assert len(stack.upstream.tool_hits[broken]) == 1
 
 
-async def test_terminated_workflow_is_reconciled_to_failed(make_stack: StackFactory) -> None:
+async def test_terminated_workflow_is_reconciled_to_failed(make_stack: StackFactory, db_engine: AsyncEngine) -> None:
     async with make_stack(reconcile_min_age_seconds=0) as stack:
         model = await stack.model(Reply(text="never", delay=60))
         key = await stack.new_key()
         body = await create(stack, key, model=model, input="hi", background=True)
         await eventually(lambda: _async(len(stack.upstream.scripts[model].requests) == 1), what="call started")
         await stack.temporal.get_workflow_handle(body["id"]).terminate(reason="operator")
-        service = ResponseService(stack.sessions, stack.sessions.kw["bind"], stack.temporal, stack.settings,
+        service = ResponseService(stack.sessions, db_engine, stack.temporal, stack.settings,
                                   EventNotifier(stack.settings.database_url or ""))  # not started: unused here
         assert await service.reconcile_stale() >= 1
         got = (await stack.call("GET", f"/v1/responses/{body['id']}", key)).json()
